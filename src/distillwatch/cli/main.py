@@ -1,0 +1,39 @@
+"""The ``distillwatch`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from distillwatch import __version__
+from distillwatch.cli import eval_cmd, simulate_cmd, validate_cmd
+
+app = typer.Typer(
+    name="distillwatch",
+    help="Detect, stop and prove adversarial distillation of LLM APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"distillwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Detect, stop and prove adversarial distillation of LLM APIs."""
+
+
+app.command("simulate")(simulate_cmd.simulate)
+app.command("eval")(eval_cmd.evaluate)
+app.command("validate")(validate_cmd.validate)
+
+if __name__ == "__main__":
+    app()
