@@ -1,0 +1,399 @@
+"""What each simulated persona and campaign style sends, built from real corpus text.
+
+A generator returns one :class:`Content` per call; consecutive calls of a conversation share its
+earlier turns. Generators draw only from the ``random.Random`` they are given, so a seed fixes
+every prompt.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from distillwatch.sim import templates as T
+from distillwatch.sim.corpora import Corpora
+
+Message = tuple[str, str]
+
+
+class Content(NamedTuple):
+    """The request and response text of one call (timing and client fields come elsewhere)."""
+
+    messages: list[Message]
+    output: str
+    system: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    n: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    tools: list[str] | None = None
+    reasoning_effort: str | None = None
+    stream: bool | None = None
+    seed: int | None = None
+    length_factor: float = 1.0  # output tokens relative to the output text's length
+
+
+@dataclass(slots=True)
+class AccountState:
+    """What a generator remembers about one account between calls (conversation, sweep position)."""
+
+    conv: int = -1
+    turn: int = 0
+    cursor: int = 0
+    templates: dict[str, list[int]] = field(default_factory=dict)
+    pools: list[str] = field(default_factory=list)
+    sweep: list[tuple[str, str]] = field(default_factory=list)
+
+
+Generator = Callable[["ContentMaker", AccountState, bool], Content]
+
+
+class ContentMaker:
+    """Turns corpus text into calls for every persona and attack style."""
+
+    def __init__(self, corpora: Corpora, rng: random.Random) -> None:
+        self.c = corpora
+        self.rng = rng
+        self.answers = corpora.answers
+
+    # --- shared pieces --------------------------------------------------------------------
+
+    def _seed_task(self, pool: str) -> tuple[str, str]:
+        """A (task, reference answer) from one of the task pools."""
+        r = self.rng
+        if pool == "math":
+            return r.choice(self.c.math)
+        if pool == "mcq":
+            q, letter = r.choice(self.c.mcq)
+            return q, f"The answer is {letter}. " + r.choice(self.answers)[:400]
+        if pool == "code":
+            task, sol = r.choice(self.c.code)
+            return task, sol or r.choice(self.answers)[:800]
+        if pool == "instructions":
+            inst, inp, out = r.choice(self.c.instructions)
+            return (f"{inst}\n{inp}" if inp else inst), out
+        return r.choice(self.c.natural)
+
+    def conversation_turn(self, st: AccountState, new_session: bool) -> Content:
+        """Next turn of a real multi-turn conversation (a new one at a session start or its end)."""
+        r = self.rng
+        if st.conv < 0 or new_session or st.turn >= len(self.c.chats[st.conv]):
+            st.conv, st.turn = r.randrange(len(self.c.chats)), 0
+        conv = self.c.chats[st.conv]
+        msgs: list[Message] = []
+        for user, assistant in conv[: st.turn]:
+            msgs += [("user", user), ("assistant", assistant)]
+        msgs.append(("user", conv[st.turn][0]))
+        out = conv[st.turn][1]
+        st.turn += 1
+        return Content(
+            msgs,
+            out,
+            temperature=r.choice((None, None, 0.7, 1.0)),
+            max_tokens=r.choice((None, None, 1024, 2048)),
+            stream=r.random() < 0.6,
+        )
+
+    def mundane(self, st: AccountState) -> Content:
+        """An ordinary single-turn chat prompt: what campaigns mix in to look normal."""
+        prompt, answer = self.rng.choice(self.c.natural)
+        return Content([("user", prompt)], answer, stream=self.rng.random() < 0.5)
+
+    def templates(
+        self, st: AccountState, name: str, family: tuple[object, ...], k: int
+    ) -> list[int]:
+        """The ``k`` templates of ``family`` this account uses (chosen once, then kept)."""
+        if name not in st.templates:
+            st.templates[name] = self.rng.sample(range(len(family)), min(k, len(family)))
+        return st.templates[name]
+
+
+def _casual(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    return m.conversation_turn(st, new)
+
+
+def _power(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    r = m.rng
+    x = r.random()
+    if x < 0.7:
+        c = m.conversation_turn(st, new)
+        return c._replace(max_tokens=r.choice((None, 4096, 8192)))
+    task, ans = m._seed_task("code" if x < 0.85 else "math")
+    return Content(
+        [("user", task if r.random() < 0.5 else f"{task}\nthink step by step")],
+        ans,
+        max_tokens=4096,
+        reasoning_effort=r.choice((None, "medium", "high")),
+        stream=True,
+    )
+
+
+def _backend(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    system, template = T.BACKEND_PRODUCTS[m.templates(st, "backend", T.BACKEND_PRODUCTS, 1)[0]]
+    text, answer = m.rng.choice(m.c.natural)
+    return Content(
+        [("user", template.format(task=text[:1500]))],
+        answer[:500],
+        system=system,
+        temperature=0.2,
+        max_tokens=512,
+    )
+
+
+def _eval(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    r = m.rng
+    if not st.pools:
+        st.pools = r.sample(["math", "mcq", "code"], r.choice((1, 2)))
+    pool = st.pools[st.cursor % len(st.pools)] if new else st.pools[0]
+    items = {"math": m.c.math, "mcq": m.c.mcq, "code": m.c.code}[pool]
+    q, a = items[st.cursor % len(items)]  # harnesses sweep the benchmark in order
+    st.cursor += 1
+    if pool == "mcq":
+        a = a[:1]
+    return Content(
+        [("user", T.EVAL_HARNESS[pool].format(task=q))],
+        a,
+        temperature=0.0,
+        max_tokens=1024 if pool != "mcq" else 8,
+        seed=1234 if r.random() < 0.5 else None,
+    )
+
+
+def _batch(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    template = T.BATCH_TASKS[m.rng.choice(m.templates(st, "batch", T.BATCH_TASKS, 2))]
+    text, answer = m.rng.choice(m.c.natural)
+    short = "classify" in template.lower() or "topic" in template.lower()
+    return Content(
+        [("user", template.format(task=text[:2000]))],
+        m.rng.choice(("positive", "negative", "neutral", "tech", "other"))
+        if short
+        else answer[:800],
+        temperature=0.0,
+        max_tokens=16 if short else 1024,
+    )
+
+
+def _agent(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    r = m.rng
+    task, solution = m._seed_task("code") if r.random() < 0.6 else m._seed_task("natural")
+    msgs: list[Message] = [("user", task)]
+    for _ in range(r.choice((0, 0, 1, 2, 3))):
+        msgs += [
+            ("assistant", '[tool_call] run_python {"code": "..."}'),
+            ("tool", r.choice(m.answers)[:300]),
+        ]
+    return Content(
+        msgs,
+        solution,
+        system=T.AGENT_SYSTEM,
+        tools=list(r.sample(T.TOOLS, r.choice((2, 3)))),
+        temperature=r.choice((0.0, 0.2)),
+        max_tokens=4096,
+        stream=True,
+    )
+
+
+def _education(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    r = m.rng
+    if not new and st.conv >= 0 and r.random() < 0.3:  # follow-up on the last problem
+        task, ans = m.c.math[st.conv % len(m.c.math)]
+        return Content(
+            [
+                ("user", r.choice(T.TUTOR_PROMPTS).format(task=task)),
+                ("assistant", ans),
+                (
+                    "user",
+                    r.choice(("I still don't get step 2", "why do we divide there?", "ok thx")),
+                ),
+            ],
+            r.choice(m.answers)[:600],
+            system=T.TUTOR_SYSTEM,
+        )
+    st.conv = r.randrange(len(m.c.math))
+    task, ans = m.c.math[st.conv] if r.random() < 0.7 else m._seed_task("mcq")
+    return Content(
+        [("user", r.choice(T.TUTOR_PROMPTS).format(task=task))],
+        ans,
+        system=T.TUTOR_SYSTEM,
+        temperature=0.7,
+    )
+
+
+def _reseller(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    x = m.rng.random()
+    if x < 0.4:
+        return m.conversation_turn(st, new)
+    if x < 0.7:
+        st.templates["backend"] = [m.rng.randrange(len(T.BACKEND_PRODUCTS))]  # many customers
+        return _backend(m, st, new)
+    if x < 0.9:
+        return _agent(m, st, new)
+    return _power(m, st, new)
+
+
+def _synthetic_partner(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    # a licensed partner's synthetic-data job looks exactly like an Alpaca sweep
+    return _alpaca(m, st, new)
+
+
+# --- campaigns --------------------------------------------------------------------------------
+
+
+def _cot(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    r = m.rng
+    mine = m.templates(st, "cot", T.COT_COERCION, r.choice((1, 2, 3)))
+    pool = r.choices(("math", "mcq", "code"), weights=(0.5, 0.25, 0.25))[0]
+    task, answer = m._seed_task(pool)
+    prompt = T.COT_COERCION[r.choice(mine)].format(task=task)
+    return Content(
+        [("user", prompt)],
+        answer,
+        system=r.choice(T.EXPERT_PERSONAS),
+        temperature=r.choice((None, 0.7, 1.0)),
+        max_tokens=r.choice((8192, 16384, 32768)),
+        reasoning_effort=r.choice(("high", "high", None)),
+        length_factor=r.uniform(3.0, 8.0),
+    )
+
+
+def _alpaca(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    r = m.rng
+    inst, inp, out = r.choice(m.c.instructions)
+    if r.random() < 0.15:
+        other = r.choice(m.c.instructions)[0]
+        template = r.choice(T.TASK_GENERATION)
+        return Content(
+            [("user", template.format(task=inst, task2=other))],
+            "\n".join(f"{i}. {r.choice(m.c.instructions)[0]}" for i in range(1, 21)),
+            temperature=1.0,
+            max_tokens=4096,
+        )
+    template = T.ALPACA_SWEEP[m.templates(st, "alpaca", T.ALPACA_SWEEP, 1)[0]]
+    if "{input}" in template and "### Input" in template and not inp:
+        template = T.ALPACA_SWEEP[1]
+    return Content(
+        [("user", template.format(instruction=inst, input=inp))],
+        out or r.choice(m.answers),
+        temperature=r.choice((0.7, 1.0)),
+        max_tokens=r.choice((2048, 4096)),
+    )
+
+
+def _bench_rubric(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    r = m.rng
+    if r.random() < 0.5:
+        pool = "mcq" if r.random() < 0.6 else "math"
+        items = m.c.mcq if pool == "mcq" else m.c.math
+        q, a = items[(st.cursor * 7) % len(items)]  # systematic sweep
+        st.cursor += 1
+        mine = m.templates(st, "bench", T.BENCHMARK_SWEEP, 2)
+        return Content(
+            [("user", T.BENCHMARK_SWEEP[r.choice(mine)].format(task=q))],
+            (a if pool == "math" else f"{a}. " + r.choice(m.answers)[:500]),
+            temperature=0.7,
+            max_tokens=4096,
+            length_factor=2.0,
+        )
+    task, answer = m._seed_task(r.choice(("math", "natural", "code")))
+    template = r.choice(T.RUBRIC_GRADING)
+    return Content(
+        [
+            (
+                "user",
+                template.format(
+                    task=task, answer=answer[:1500], answer2=r.choice(m.answers)[:1500]
+                ),
+            )
+        ],
+        r.choice(m.answers)[:700],
+        temperature=0.0,
+        max_tokens=2048,
+    )
+
+
+def _tool_trace(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    r = m.rng
+    task, solution = m._seed_task(r.choice(("code", "math", "natural")))
+    msgs: list[Message] = [("user", r.choice(T.TOOL_TASK).format(task=task))]
+    for _ in range(r.choice((1, 2, 3, 4))):
+        msgs += [
+            ("assistant", '[tool_call] run_python {"code": "..."}'),
+            ("tool", r.choice(m.answers)[:300]),
+        ]
+    return Content(
+        msgs,
+        solution,
+        system=r.choice(T.EXPERT_PERSONAS),
+        tools=list(T.TOOLS),
+        temperature=r.choice((0.7, 1.0)),
+        max_tokens=8192,
+        reasoning_effort=r.choice(("high", None)),
+        length_factor=2.0,
+    )
+
+
+def _safe_rewrite(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    text, answer = m.rng.choice(m.c.natural)
+    return Content(
+        [("user", m.rng.choice(T.SAFE_REWRITE).format(task=text[:2000]))],
+        answer[:1200],
+        temperature=0.7,
+        max_tokens=2048,
+    )
+
+
+def _param_harvest(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    r = m.rng
+    if new or not st.sweep or st.cursor >= 6:  # a fresh prompt, then a sweep over seeds
+        task, answer = m._seed_task(r.choice(("math", "code", "natural")))
+        st.sweep, st.cursor = [(task, answer)], 0
+    task, answer = st.sweep[0]
+    st.cursor += 1
+    return Content(
+        [("user", task)],
+        answer,
+        temperature=r.choice((0.2, 0.5, 0.8, 1.0)),
+        top_p=r.choice((None, 0.95)),
+        max_tokens=r.choice((16384, 32768)),
+        n=r.choice((1, 4, 8)),
+        logprobs=True,
+        top_logprobs=r.choice((5, 20)),
+        seed=st.cursor,
+        length_factor=3.0,
+    )
+
+
+def _passive(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    # replays natural user prompts with default parameters: nothing in the text gives it away
+    return m.mundane(st)
+
+
+def _low_slow(m: ContentMaker, st: AccountState, new: bool) -> Content:
+    return _cot(m, st, new) if m.rng.random() < 0.6 else _alpaca(m, st, new)
+
+
+GENERATORS: dict[str, Generator] = {
+    "casual_chat": _casual,
+    "corporate_team": _casual,
+    "power_user": _power,
+    "product_backend": _backend,
+    "migrating_customer": _backend,
+    "eval_harness": _eval,
+    "batch_job": _batch,
+    "agent_platform": _agent,
+    "education": _education,
+    "reseller": _reseller,
+    "synthetic_data_partner": _synthetic_partner,
+    "cot_coercion": _cot,
+    "alpaca_sweep": _alpaca,
+    "benchmark_rubric": _bench_rubric,
+    "tool_trace": _tool_trace,
+    "safe_rewrite": _safe_rewrite,
+    "param_harvest": _param_harvest,
+    "passive_harvest": _passive,
+    "low_and_slow": _low_slow,
+}
