@@ -16,6 +16,8 @@ from distillwatch.sim import templates as T
 from distillwatch.sim.corpora import Corpora
 
 Message = tuple[str, str]
+HISTORY_TURNS = 4  # earlier turns a chat client resends with each request
+HISTORY_CHARS = 2000  # and at most this many characters of each
 
 
 class Content(NamedTuple):
@@ -85,8 +87,9 @@ class ContentMaker:
             st.conv, st.turn = r.randrange(len(self.c.chats)), 0
         conv = self.c.chats[st.conv]
         msgs: list[Message] = []
-        for user, assistant in conv[: st.turn]:
-            msgs += [("user", user), ("assistant", assistant)]
+        # clients keep a bounded context: the last HISTORY_TURNS turns, long answers clipped
+        for user, assistant in conv[max(0, st.turn - HISTORY_TURNS) : st.turn]:
+            msgs += [("user", user[:HISTORY_CHARS]), ("assistant", assistant[:HISTORY_CHARS])]
         msgs.append(("user", conv[st.turn][0]))
         out = conv[st.turn][1]
         st.turn += 1

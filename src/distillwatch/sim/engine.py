@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillwatch.core.schema import (
     ACCOUNT_SCHEMA,
@@ -32,6 +33,7 @@ from distillwatch.sim.scenario import CampaignSpec, PersonaSpec, Scenario
 from distillwatch.sim.traces import TraceFit
 
 DAY = 86_400.0
+FLUSH_CALLS = 200_000  # calls buffered in Python lists before they become an Arrow chunk
 # local-time hourly weights of people typing into a chat window
 HUMAN_HOURS = np.array(
     [0.3, 0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 0.7, 1.0, 1.2, 1.3, 1.3,
@@ -454,11 +456,17 @@ class Simulator:
         maker = ContentMaker(self.corpora, random.Random(self.seed * 7919 + 1))
         buf = _Calls()
         release_s = planner.release_s
+        by_day: dict[int, list[pa.Table]] = {}
         for i, a in enumerate(accounts):
             self._account_calls(a, days, timer, rng, maker, buf, release_s)
+            if len(buf.cols["ts"]) >= FLUSH_CALLS:
+                self._split_days(self._calls_chunk(buf, accounts), days, by_day)
+                buf = _Calls()
             if progress is not None and (i % 50 == 0 or i == len(accounts) - 1):
                 progress(i + 1, len(accounts))
-        calls = self._calls_table(buf, accounts)
+        self._split_days(self._calls_chunk(buf, accounts), days, by_day)
+        del buf
+        calls = self._time_ordered(by_day)
         return SimResult(
             calls=calls,
             accounts=self._accounts_table(accounts),
@@ -556,18 +564,39 @@ class Simulator:
         c["reason_tok"].append(reason_tok if status == 200 else 0)
         c["latency"].append(round(180.0 + (out_tok + reason_tok) * 12.0 * (0.6 + r), 1))
 
-    def _calls_table(self, buf: _Calls, accounts: list[_Account]) -> pa.Table:
-        c = buf.cols
-        order = np.argsort(np.asarray(c["ts"]), kind="stable")
+    def _split_days(self, chunk: pa.Table, days: int, into: dict[int, list[pa.Table]]) -> None:
+        """File a chunk's calls under their day, so each day can be sorted on its own."""
         start_us = int(self.sc.start.timestamp() * 1_000_000)
-        ts = (np.asarray(c["ts"])[order] * 1_000_000).astype(np.int64) + start_us
+        day = pc.divide(pc.subtract(chunk["ts"].cast(pa.int64()), start_us), 86_400_000_000)
+        for d in range(days):
+            part = chunk.filter(pc.equal(day, d))
+            if part.num_rows:
+                into.setdefault(d, []).append(part)
+
+    def _time_ordered(self, by_day: dict[int, list[pa.Table]]) -> pa.Table:
+        """Sort calls by time one day at a time (all days may not fit one Arrow chunk, a day's
+        do), dropping each day's unsorted parts once sorted, and number them in that order."""
+        out: list[pa.Table] = []
+        done = 0
+        for day in sorted(by_day):
+            today = pa.concat_tables(by_day.pop(day))
+            today = today.take(pc.array_sort_indices(today["ts"].combine_chunks()))
+            ids = pa.array([f"req-{self.seed:x}-{done + i:09d}" for i in range(today.num_rows)])
+            out.append(today.set_column(1, CALL_SCHEMA.field("request_id"), ids))
+            done += today.num_rows
+        return pa.concat_tables(out) if out else CALL_SCHEMA.empty_table()
+
+    def _calls_chunk(self, buf: _Calls, accounts: list[_Account]) -> pa.Table:
+        """The calls buffered so far as one Arrow table, in the order they were made."""
+        c = buf.cols
+        start_us = int(self.sc.start.timestamp() * 1_000_000)
+        ts = (np.asarray(c["ts"], dtype=np.float64) * 1_000_000).astype(np.int64) + start_us
         acct_ids = pa.array([a.account_id for a in accounts])
         org_ids = pa.array([a.org_id for a in accounts], pa.string())
-        acct = pa.array(np.asarray(c["acct"])[order])
-        idx = pa.array(order)
+        acct = pa.array(np.asarray(c["acct"], dtype=np.int64))
 
         def col(name: str, typ: pa.DataType) -> pa.Array:
-            return pa.array(c[name], typ).take(idx)
+            return pa.array(c[name], typ)
 
         offsets = pa.array(c["msg_offsets"], pa.int32())
         messages = pa.ListArray.from_arrays(
@@ -576,7 +605,7 @@ class Simulator:
                 [pa.array(c["roles"], pa.string()), pa.array(c["contents"], pa.string())],
                 names=["role", "content"],
             ),
-        ).take(idx)
+        )
         ips = col("ip", pa.string())
         prefixes = _asn_prefixes()
         asn_of = {ip: prefixes.get(ip.rsplit(".", 2)[0], 0) for ip in set(c["ip"])}
@@ -625,8 +654,8 @@ class Simulator:
             ],
             fields=list(resp_t),
         )
-        n = len(order)
-        request_ids = pa.array([f"req-{self.seed:x}-{i:09d}" for i in range(n)])
+        n = len(ts)
+        request_ids = pa.nulls(n, pa.string())  # numbered once the calls are in time order
         key_ids = pa.array([f"key-{a.account_id[5:13]}" for a in accounts], pa.string()).take(acct)
         return pa.Table.from_arrays(
             [
