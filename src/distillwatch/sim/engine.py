@@ -295,6 +295,8 @@ class _Planner:
         pool = [_ip(r, r.choice(proxy_asns)) for _ in range(max(4, int(spec.proxy_ips * size)))]
         cards = [_hexid(r, "pay", 16) for _ in range(max(1, size // 25))]
         agents = r.sample(HARVEST_AGENTS, 2)
+        # half the campaigns run a custom client (own TLS fingerprint), half a stock SDK
+        tls_salt = spec.id if r.random() < 0.5 else ""
         burst = -r.uniform(2, 20) * DAY  # accounts are created in a burst before the window
         operator_tz = r.choice((8.0, 3.0, -5.0, 1.0))
         lo, hi = spec.calls_per_day
@@ -314,7 +316,7 @@ class _Planner:
                 asn_pool=asns,
                 ips=pool,
                 agent=agent,
-                tls=_tls(agent, spec.id),
+                tls=_tls(agent, tls_salt),
                 created_s=burst + r.uniform(0, 1.5) * DAY,
                 channel=r.choice(spec.signup),
                 payment=r.choice(cards)
