@@ -1,6 +1,6 @@
 """Refit the trace parameters that ship in the package from a staged corpus folder.
 
-    python scripts/fit_traces.py ../shared/data
+python scripts/fit_traces.py ../shared/data
 """
 
 from __future__ import annotations

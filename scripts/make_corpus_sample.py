@@ -44,8 +44,12 @@ def main(src: Path) -> None:
             rows = [orjson.loads(line) for line in fh if line.strip()]
         if rel.startswith("sharegpt"):
             # whole first segments of conversations that have at least one human turn
-            rows = [r for r in rows if r.get("segment") == 0 and any(
-                m.get("from") == "human" for m in r.get("conversations", []))]
+            rows = [
+                r
+                for r in rows
+                if r.get("segment") == 0
+                and any(m.get("from") == "human" for m in r.get("conversations", []))
+            ]
         step = max(1, len(rows) // keep)
         picked = [_clip(r, limit) for r in rows[::step][:keep]]
         dest = OUT / rel

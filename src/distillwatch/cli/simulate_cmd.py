@@ -56,7 +56,7 @@ def simulate(
         corpus_dir = find_corpus_dir(corpora)
         pools = load_corpora(corpus_dir)
     except DistillwatchError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     console.print(f"corpora: {corpus_dir or 'bundled sample'}")
     fit = shipped_fit()

@@ -266,4 +266,6 @@ def json_schema(table: str) -> dict[str, Any]:
     try:
         return _JSON_SCHEMAS[table]
     except KeyError:
-        raise KeyError(f"no JSON Schema for table {table!r}; known: {sorted(_JSON_SCHEMAS)}") from None
+        raise KeyError(
+            f"no JSON Schema for table {table!r}; known: {sorted(_JSON_SCHEMAS)}"
+        ) from None

@@ -203,8 +203,8 @@ class _Planner:
         n_legit = max(0, self.n - sum(sizes))
         for spec, size in zip(self.sc.personas, self._persona_sizes(n_legit), strict=True):
             self._legit(spec, size)
-        for spec, size in zip(self.sc.campaigns, sizes, strict=True):
-            self._campaign(spec, size)
+        for camp, size in zip(self.sc.campaigns, sizes, strict=True):
+            self._campaign(camp, size)
         # account ids and row order must not reveal labels: shuffle, then number
         self.r.shuffle(self.accounts)
         for i, a in enumerate(self.accounts):
@@ -356,14 +356,15 @@ class _Timer:
         """n points in [0, 1) from a gamma renewal process (CV ``cv``), scaled to fit."""
         shape = 1.0 / max(cv, 0.05) ** 2
         gaps = self.rng.gamma(shape, 1.0, n + 1)
-        pts = np.cumsum(gaps)[:-1] / gaps.sum()
+        pts: np.ndarray = np.cumsum(gaps)[:-1] / gaps.sum()
         return pts
 
     @staticmethod
     def _warp(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Map uniform day fractions through the inverse CDF of an hourly intensity."""
         cdf = np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
-        return np.interp(u, cdf, np.linspace(0.0, 1.0, len(cdf)))
+        out: np.ndarray = np.interp(u, cdf, np.linspace(0.0, 1.0, len(cdf)))
+        return out
 
     def _local_weights(self, weights: np.ndarray, tz: float) -> np.ndarray:
         # weights are by local hour; rotate to UTC hours of the simulated clock

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -37,7 +38,8 @@ class TraceFit:
     def sample_cv(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw inter-arrival CVs from the fitted empirical distribution."""
         grid = np.linspace(0.0, 1.0, len(self.iat_cv_values))
-        return np.interp(rng.random(size), grid, np.asarray(self.iat_cv_values))
+        out: np.ndarray = np.interp(rng.random(size), grid, np.asarray(self.iat_cv_values))
+        return out
 
 
 def fit_traces(data_dir: Path) -> TraceFit:
@@ -95,4 +97,5 @@ def save_fit(fit: TraceFit, path: Path) -> None:
 def shipped_fit() -> TraceFit:
     """The fit that ships in the package."""
     raw = json.loads((resources.files("distillwatch") / "data" / "trace_fit.json").read_text())
-    return TraceFit(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    return TraceFit(**fields)
