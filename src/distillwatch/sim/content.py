@@ -124,7 +124,7 @@ def _power(m: ContentMaker, st: AccountState, new: bool) -> Content:
     x = r.random()
     if x < 0.7:
         c = m.conversation_turn(st, new)
-        return c._replace(max_tokens=r.choice((None, 4096, 8192)))
+        return c._replace(max_tokens=r.choice((None, 4096, 8192, 16384)))
     task, ans = m._seed_task("code" if x < 0.85 else "math")
     return Content(
         [("user", task if r.random() < 0.5 else f"{task}\nthink step by step")],
@@ -195,7 +195,7 @@ def _agent(m: ContentMaker, st: AccountState, new: bool) -> Content:
         system=T.AGENT_SYSTEM,
         tools=list(r.sample(T.TOOLS, r.choice((2, 3)))),
         temperature=r.choice((0.0, 0.2)),
-        max_tokens=4096,
+        max_tokens=r.choice((4096, 8192, 16384)),
         stream=True,
     )
 
@@ -257,7 +257,7 @@ def _cot(m: ContentMaker, st: AccountState, new: bool) -> Content:
         answer,
         system=r.choice(T.EXPERT_PERSONAS),
         temperature=r.choice((None, 0.7, 1.0)),
-        max_tokens=r.choice((8192, 16384, 32768)),
+        max_tokens=r.choice((None, 4096, 8192, 16384, 32768)),
         reasoning_effort=r.choice(("high", "high", None)),
         length_factor=r.uniform(3.0, 8.0),
     )
@@ -333,7 +333,7 @@ def _tool_trace(m: ContentMaker, st: AccountState, new: bool) -> Content:
         system=r.choice(T.EXPERT_PERSONAS),
         tools=list(T.TOOLS),
         temperature=r.choice((0.7, 1.0)),
-        max_tokens=8192,
+        max_tokens=r.choice((None, 4096, 8192)),
         reasoning_effort=r.choice(("high", None)),
         length_factor=2.0,
     )
