@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from distillwatch.sim import templates as T
 from distillwatch.sim.corpora import Corpora
@@ -49,6 +49,7 @@ class AccountState:
     templates: dict[str, list[int]] = field(default_factory=dict)
     pools: list[str] = field(default_factory=list)
     sweep: list[tuple[str, str]] = field(default_factory=list)
+    config: dict[str, object] = field(default_factory=dict)
 
 
 Generator = Callable[["ContentMaker", AccountState, bool], Content]
@@ -96,10 +97,17 @@ class ContentMaker:
         return Content(
             msgs,
             out,
-            temperature=r.choice((None, None, 0.7, 1.0)),
-            max_tokens=r.choice((None, None, 1024, 2048)),
-            stream=r.random() < 0.6,
+            temperature=self.sticky(st, "temperature", (None, None, 0.7, 1.0)),
+            max_tokens=self.sticky(st, "max_tokens", (None, None, 1024, 2048)),
+            stream=self.sticky(st, "stream", (True, True, False)),
         )
+
+    def sticky(self, st: AccountState, key: str, options: tuple[Any, ...]) -> Any:
+        """A client setting: chosen once per account from ``options``, then kept for 90 % of
+        calls (clients are configured once; a share of calls deviates)."""
+        if key not in st.config:
+            st.config[key] = self.rng.choice(options)
+        return st.config[key] if self.rng.random() < 0.9 else self.rng.choice(options)
 
     def mundane(self, st: AccountState) -> Content:
         """An ordinary single-turn chat prompt: what campaigns mix in to look normal."""
@@ -124,13 +132,13 @@ def _power(m: ContentMaker, st: AccountState, new: bool) -> Content:
     x = r.random()
     if x < 0.7:
         c = m.conversation_turn(st, new)
-        return c._replace(max_tokens=r.choice((None, 4096, 8192, 16384)))
+        return c._replace(max_tokens=m.sticky(st, "max_tokens_long", (None, 4096, 8192, 16384)))
     task, ans = m._seed_task("code" if x < 0.85 else "math")
     return Content(
         [("user", task if r.random() < 0.5 else f"{task}\nthink step by step")],
         ans,
         max_tokens=4096,
-        reasoning_effort=r.choice((None, "medium", "high")),
+        reasoning_effort=m.sticky(st, "reasoning_effort", (None, "medium", "high")),
         stream=True,
     )
 
@@ -194,8 +202,8 @@ def _agent(m: ContentMaker, st: AccountState, new: bool) -> Content:
         solution,
         system=T.AGENT_SYSTEM,
         tools=list(r.sample(T.TOOLS, r.choice((2, 3)))),
-        temperature=r.choice((0.0, 0.2)),
-        max_tokens=r.choice((4096, 8192, 16384)),
+        temperature=m.sticky(st, "temperature", (0.0, 0.2)),
+        max_tokens=m.sticky(st, "max_tokens", (4096, 8192, 16384)),
         stream=True,
     )
 
@@ -256,10 +264,10 @@ def _cot(m: ContentMaker, st: AccountState, new: bool) -> Content:
         [("user", prompt)],
         answer,
         system=r.choice(T.EXPERT_PERSONAS),
-        temperature=r.choice((None, 0.7, 1.0)),
-        max_tokens=r.choice((None, 4096, 8192, 16384, 32768)),
-        reasoning_effort=r.choice(("high", "high", None)),
-        length_factor=r.uniform(3.0, 8.0),
+        temperature=m.sticky(st, "temperature", (None, 0.7, 1.0)),
+        max_tokens=m.sticky(st, "max_tokens", (None, 4096, 8192, 16384, 32768)),
+        reasoning_effort=m.sticky(st, "reasoning_effort", ("high", "high", None)),
+        length_factor=r.uniform(1.5, 5.0),
     )
 
 
@@ -281,8 +289,8 @@ def _alpaca(m: ContentMaker, st: AccountState, new: bool) -> Content:
     return Content(
         [("user", template.format(instruction=inst, input=inp))],
         out or r.choice(m.answers),
-        temperature=r.choice((0.7, 1.0)),
-        max_tokens=r.choice((2048, 4096)),
+        temperature=m.sticky(st, "temperature", (0.7, 1.0)),
+        max_tokens=m.sticky(st, "max_tokens", (2048, 4096)),
     )
 
 
@@ -332,9 +340,9 @@ def _tool_trace(m: ContentMaker, st: AccountState, new: bool) -> Content:
         solution,
         system=r.choice(T.EXPERT_PERSONAS),
         tools=list(T.TOOLS),
-        temperature=r.choice((0.7, 1.0)),
-        max_tokens=r.choice((None, 4096, 8192)),
-        reasoning_effort=r.choice(("high", None)),
+        temperature=m.sticky(st, "temperature", (0.7, 1.0)),
+        max_tokens=m.sticky(st, "max_tokens", (None, 4096, 8192)),
+        reasoning_effort=m.sticky(st, "reasoning_effort", ("high", None)),
         length_factor=2.0,
     )
 
@@ -359,9 +367,9 @@ def _param_harvest(m: ContentMaker, st: AccountState, new: bool) -> Content:
     return Content(
         [("user", task)],
         answer,
-        temperature=r.choice((0.2, 0.5, 0.8, 1.0)),
+        temperature=m.sticky(st, "temperature", (0.2, 0.5, 0.8, 1.0)),
         top_p=r.choice((None, 0.95)),
-        max_tokens=r.choice((16384, 32768)),
+        max_tokens=m.sticky(st, "max_tokens", (16384, 32768)),
         n=r.choice((1, 4, 8)),
         logprobs=True,
         top_logprobs=r.choice((5, 20)),

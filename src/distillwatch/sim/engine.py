@@ -111,6 +111,10 @@ class _Account:
     model: str = ""
     adopt_delay: float = math.inf  # seconds after the release until the account may switch
     adopt: float = 0.0  # share of its calls that go to the new model once switched
+    rotate_ips: bool = False  # spread calls evenly over ``ips`` (mobile CGNAT, load balancers)
+    proxy_session_s: float = 0.0  # > 0: sticky proxy sessions of this length over ``ips``
+    ip_offset: int = 0
+    human_hours: bool = False  # a campaign account keeping its operators' working day
     state: AccountState = field(default_factory=AccountState)
 
 
@@ -232,13 +236,20 @@ class _Planner:
                         self.np.lognormal(math.log(median), sig), 0.05, self.sc.max_calls_per_day
                     )
                 )
+                rotate = False
                 if shared_ip:
                     ips = [shared_ip]
-                elif service:
+                elif service:  # cloud egress, often several load-balanced addresses
                     asn = r.choice(CLOUD_ASNS)
-                    ips = [_ip(r, asn) for _ in range(r.randint(1, 4))]
+                    ips = [_ip(r, asn) for _ in range(r.choice((1, 1, 2, 4, 8, 16)))]
+                    rotate = True
+                elif r.random() < self.sc.mobile_share:  # rotating mobile / CGNAT addresses
+                    asn = r.choice(asns)
+                    ips = [_ip(r, asn) for _ in range(r.randint(3, 12))]
+                    rotate = True
                 else:
                     ips = [_ip(r, r.choice(asns)) for _ in range(r.randint(1, 3))]
+                new_signup = r.random() < self.sc.new_signup_share
                 a = _Account(
                     idx=0,
                     account_id=_hexid(r, "acct"),
@@ -251,7 +262,9 @@ class _Planner:
                     ips=ips,
                     agent=agent if org_n > 1 else r.choice(SDK_AGENTS),
                     tls="",
-                    created_s=org_created + r.uniform(0, 20) * DAY,
+                    created_s=-r.uniform(0.5, 30) * DAY
+                    if new_signup
+                    else org_created + r.uniform(0, 20) * DAY,
                     channel=self._legit_channel(spec.name),
                     payment=org_payment if org_n > 1 else _hexid(r, "pay", 16),
                     verified=r.random() < (0.9 if org_n > 1 or service else 0.6),
@@ -262,6 +275,7 @@ class _Planner:
                     model=self._base_model(spec.name),
                 )
                 a.tls = _tls(a.agent)
+                a.rotate_ips = rotate
                 self._legit_adoption(a)
                 self.accounts.append(a)
                 made += 1
@@ -284,8 +298,10 @@ class _Planner:
             a.adopt_delay, a.adopt = r.uniform(0.5, 20) * 3600, r.uniform(0.8, 1.0)
         elif a.persona == "eval_harness":  # benchmarks the new model within a day
             a.adopt_delay, a.adopt = r.uniform(1, 20) * 3600, r.uniform(0.3, 0.7)
-        elif r.random() < 0.35:
-            a.adopt_delay, a.adopt = r.uniform(0.5, 4.0) * DAY, r.uniform(0.05, 0.4)
+        elif r.random() < self.sc.early_adopter_share:  # tries the new model on release day
+            a.adopt_delay, a.adopt = r.uniform(0.2, 24) * 3600, r.uniform(0.05, 0.5)
+        elif r.random() < 0.2:
+            a.adopt_delay, a.adopt = r.uniform(1.0, 4.0) * DAY, r.uniform(0.05, 0.4)
 
     def _campaign(self, spec: CampaignSpec, size: int) -> None:
         r = self.r
@@ -331,7 +347,12 @@ class _Planner:
                 model=self._base_model(spec.style),
                 adopt_delay=r.uniform(0.2, 20) * 3600,
                 adopt=spec.pivot,
+                proxy_session_s=r.uniform(*spec.proxy_session_hours) * 3600,
+                ip_offset=r.randrange(len(pool)),
+                human_hours=r.random() < spec.human_hours,
             )
+            if r.random() < spec.aged_accounts:  # bought or aged accounts
+                a.created_s = -r.uniform(60, 400) * DAY
             if i < n_first:
                 if i < n_repl:  # banned at some point in the window, replaced below
                     a.active_to = r.uniform(0.15, 0.85) * self.days
@@ -411,7 +432,10 @@ class _Timer:
             )
             self.waves[spec.id] = waves
         synced = self.rng.random(n) < spec.sync
-        t = start + self._renewal(n, a.cv) * DAY
+        u = self._renewal(n, a.cv)
+        if a.human_hours:
+            u = self._warp(u, self._local_weights(HUMAN_HOURS, a.tz))
+        t = start + u * DAY
         k = int(synced.sum())
         if k:
             wave = waves[day][self.rng.integers(0, waves.shape[1], k)]
@@ -532,7 +556,12 @@ class Simulator:
         c["acct"].append(a.idx)
         c["model"].append(model)
         c["endpoint"].append("chat.completions" if r < 0.85 else "responses")
-        ip = a.ips[0] if (a.campaign is None and r_ip < 0.7) else a.ips[int(r_ip * len(a.ips))]
+        if a.proxy_session_s > 0:  # sticky residential-proxy session
+            ip = a.ips[(a.ip_offset + int(ts // a.proxy_session_s) * 7919) % len(a.ips)]
+        elif a.rotate_ips or r_ip >= 0.7:
+            ip = a.ips[int(r_ip * len(a.ips)) % len(a.ips)]
+        else:
+            ip = a.ips[0]
         c["ip"].append(ip)
         c["asn"].append(None)  # filled from the address below
         c["country"].append(a.country)

@@ -83,6 +83,15 @@ _SCHEMA: dict[str, Any] = {
             },
         },
         "legit_share": _SHARE,
+        "legit_behaviour": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "new_signup_share": _SHARE,
+                "early_adopter_share": _SHARE,
+                "mobile_share": _SHARE,
+            },
+        },
         "personas": {
             "type": "object",
             "propertyNames": {"enum": list(LEGIT_PERSONAS)},
@@ -116,6 +125,9 @@ _SCHEMA: dict[str, Any] = {
                     "sync": _SHARE,
                     "replacement": _SHARE,
                     "pivot": _SHARE,
+                    "proxy_session_hours": _RANGE,
+                    "aged_accounts": _SHARE,
+                    "human_hours": _SHARE,
                     "signup": {"type": "array", "items": {"enum": list(SIGNUP_CHANNELS)}},
                 },
             },
@@ -154,6 +166,9 @@ class CampaignSpec:
     sync: float
     replacement: float
     pivot: float
+    proxy_session_hours: tuple[float, float]
+    aged_accounts: float
+    human_hours: float
     signup: tuple[str, ...]
 
 
@@ -169,6 +184,9 @@ class Scenario:
     sigma: float | None  # None: take the fitted sigma
     max_calls_per_day: float
     legit_share: float
+    new_signup_share: float
+    early_adopter_share: float
+    mobile_share: float
     personas: tuple[PersonaSpec, ...]
     campaigns: tuple[CampaignSpec, ...]
     raw: dict[str, Any]
@@ -240,6 +258,12 @@ def load_scenario(path: Path | None = None) -> Scenario:
             sync=float(c.get("sync", 0.0)),
             replacement=float(c.get("replacement", 0.0)),
             pivot=float(c.get("pivot", 0.0)),
+            proxy_session_hours=(
+                float(c.get("proxy_session_hours", [3, 48])[0]),
+                float(c.get("proxy_session_hours", [3, 48])[1]),
+            ),
+            aged_accounts=float(c.get("aged_accounts", 0.0)),
+            human_hours=float(c.get("human_hours", 0.0)),
             signup=tuple(c.get("signup", ["self_serve"])),
         )
         for c in doc.get("campaigns", [])
@@ -270,6 +294,9 @@ def load_scenario(path: Path | None = None) -> Scenario:
         sigma=None if sigma == "fit" else float(sigma),
         max_calls_per_day=float(doc["volume"]["max_calls_per_day"]),
         legit_share=float(doc["legit_share"]),
+        new_signup_share=float(doc.get("legit_behaviour", {}).get("new_signup_share", 0.0)),
+        early_adopter_share=float(doc.get("legit_behaviour", {}).get("early_adopter_share", 0.0)),
+        mobile_share=float(doc.get("legit_behaviour", {}).get("mobile_share", 0.0)),
         personas=personas,
         campaigns=campaigns,
         raw=doc,
