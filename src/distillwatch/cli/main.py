@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from distillwatch import __version__
-from distillwatch.cli import eval_cmd, simulate_cmd, validate_cmd
+from distillwatch.cli import eval_cmd, scan_cmd, simulate_cmd, train_cmd, validate_cmd
 
 app = typer.Typer(
     name="distillwatch",
@@ -34,6 +34,8 @@ def main(
 app.command("simulate")(simulate_cmd.simulate)
 app.command("eval")(eval_cmd.evaluate)
 app.command("validate")(validate_cmd.validate)
+app.command("scan")(scan_cmd.scan)
+app.command("train")(train_cmd.train)
 
 if __name__ == "__main__":
     app()

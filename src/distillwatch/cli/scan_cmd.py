@@ -1,0 +1,112 @@
+"""``distillwatch scan``: rank every account by distillation risk, with evidence and a report."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from distillwatch.core.errors import DistillwatchError
+from distillwatch.core.progress import progress_bar
+from distillwatch.ingest import ReadResult, read_accounts, read_calls, read_models
+from distillwatch.scoring import ScanConfig, ScanPipeline
+
+
+def _read(console: Console, kind: str, result: ReadResult) -> None:
+    if result.n_bad:
+        console.print(f"[yellow]{kind}: {result.n_bad:,} malformed record(s) skipped[/yellow]")
+        for err in result.errors[:5]:
+            console.print(f"  {err}", soft_wrap=True, markup=False)
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{name}: {value!r} is not an RFC 3339 time") from None
+    if ts.tzinfo is None:
+        raise typer.BadParameter(f"{name}: {value!r} has no time zone (add Z)")
+    return ts
+
+
+def write_verdicts(verdicts: pl.DataFrame, out: Path) -> None:
+    """``accounts.parquet`` as is; ``accounts.csv`` with reasons joined and evidence as JSON."""
+    verdicts.write_parquet(out / "accounts.parquet", compression="zstd")
+    flat = verdicts.with_columns(
+        pl.col("reasons").list.join(" | "),
+        pl.col("evidence").list.eval(pl.element().struct.json_encode()).list.join("\n"),
+    )
+    flat.write_csv(out / "accounts.csv")
+
+
+def scan(
+    logs: list[Path] = typer.Argument(..., help="Call logs: files or folders (JSONL[.gz|.zst], Parquet)."),
+    out: Path = typer.Option(..., "--out", help="Folder for accounts.parquet/.csv and report.html."),
+    accounts: Path | None = typer.Option(None, "--accounts", help="Accounts table."),
+    models: Path | None = typer.Option(None, "--models", help="Model releases table."),
+    since: str | None = typer.Option(None, "--since", help="Only calls at or after this time."),
+    until: str | None = typer.Option(None, "--until", help="Only calls before this time."),
+    config: Path | None = typer.Option(None, "--config", help="Scan config YAML (tiers)."),
+    detector: Path | None = typer.Option(None, "--detector", help="Detector file (default: packaged)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
+) -> None:
+    """Score every account in the logs: calibrated score, tier, evidence, and an HTML report."""
+    console = Console(stderr=True, quiet=quiet)
+    t0 = time.perf_counter()
+    lo, hi = _time(since, "--since"), _time(until, "--until")
+    try:
+        pipe = ScanPipeline(config=ScanConfig.load(config))
+        pipe.load_detector(detector)
+        with progress_bar(enabled=not quiet, console=console) as bar:
+            task = bar.add_task("reading calls", total=None)
+            calls = read_calls(logs, progress=lambda n: bar.advance(task, n))
+            bar.update(task, total=calls.n_good + calls.n_bad, completed=calls.n_good + calls.n_bad)
+        _read(console, "calls", calls)
+        frame = pl.from_arrow(calls.table)
+        assert isinstance(frame, pl.DataFrame)
+        lf = frame.lazy()
+        if lo is not None:
+            lf = lf.filter(pl.col("ts") >= lo)
+        if hi is not None:
+            lf = lf.filter(pl.col("ts") < hi)
+        acc_lf = mod_lf = None
+        if accounts is not None:
+            acc = read_accounts(accounts)
+            _read(console, "accounts", acc)
+            acc_lf = pl.from_arrow(acc.table).lazy()  # type: ignore[union-attr]
+        if models is not None:
+            mod = read_models(models)
+            _read(console, "models", mod)
+            mod_lf = pl.from_arrow(mod.table).lazy()  # type: ignore[union-attr]
+        with console.status("scoring accounts"):
+            verdicts, _features = pipe.scan(lf, acc_lf, mod_lf)
+    except DistillwatchError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.mkdir(parents=True, exist_ok=True)
+    write_verdicts(verdicts, out)
+    elapsed = time.perf_counter() - t0
+    _print_top(console, verdicts)
+    console.print(
+        f"{calls.n_good:,} calls, {verdicts.height:,} accounts scored in {elapsed:.1f} s -> {out}"
+    )
+
+
+def _print_top(console: Console, verdicts: pl.DataFrame, n: int = 10) -> None:
+    counts = verdicts.group_by("tier").len()
+    tiers = {r["tier"]: r["len"] for r in counts.to_dicts()}
+    console.print("tiers: " + ", ".join(f"{t} {tiers.get(t, 0):,}" for t in ("block", "throttle", "watch", "allow")))
+    table = Table(title=f"top {n} accounts")
+    for col in ("account", "score", "tier", "calls", "top reason"):
+        table.add_column(col, overflow="fold")
+    for row in verdicts.head(n).to_dicts():
+        reason = row["reasons"][0] if row["reasons"] else ""
+        table.add_row(row["account_id"], f"{row['score']:.3f}", row["tier"], f"{row['n_calls']:,}", reason)
+    console.print(table)

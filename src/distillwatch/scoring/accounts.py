@@ -1,0 +1,114 @@
+"""Account findings: calibrated score, tier and evidence from a feature table and a detector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import yaml
+
+from distillwatch.core.errors import DistillwatchError
+from distillwatch.core.values import TIERS, Evidence
+from distillwatch.detectors.gbm import GradientBoostedDetector
+from distillwatch.scoring.explain import describe, render
+
+EVIDENCE_STRUCT = pl.Struct(
+    {
+        "signal": pl.String,
+        "value": pl.Float64,
+        "baseline": pl.Float64,
+        "weight": pl.Float64,
+        "source": pl.String,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanConfig:
+    """Tier thresholds on the calibrated score, and how much evidence to keep."""
+
+    watch: float = 0.5
+    throttle: float = 0.8
+    block: float = 0.95
+    allowlisted_max_tier: str = "watch"
+    max_evidence: int = 6
+    min_weight: float = 0.05  # evidence items smaller than this (|log-odds|) are dropped
+
+    @classmethod
+    def load(cls, path: Path | None) -> ScanConfig:
+        if path is None:
+            return cls()
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise DistillwatchError(f"{path}: cannot read config: {exc}") from None
+        tiers: dict[str, Any] = doc.get("tiers", {})
+        unknown = set(tiers) - {"watch", "throttle", "block"}
+        if unknown:
+            raise DistillwatchError(f"{path}: tiers: unknown keys {sorted(unknown)}")
+        cfg = cls(
+            watch=float(tiers.get("watch", cls.watch)),
+            throttle=float(tiers.get("throttle", cls.throttle)),
+            block=float(tiers.get("block", cls.block)),
+            allowlisted_max_tier=str(doc.get("allowlisted_max_tier", cls.allowlisted_max_tier)),
+            max_evidence=int(doc.get("max_evidence", cls.max_evidence)),
+        )
+        if not 0 <= cfg.watch <= cfg.throttle <= cfg.block <= 1:
+            raise DistillwatchError(f"{path}: tiers must satisfy 0 <= watch <= throttle <= block <= 1")
+        if cfg.allowlisted_max_tier not in TIERS:
+            raise DistillwatchError(f"{path}: allowlisted_max_tier must be one of {TIERS}")
+        return cfg
+
+
+def tiers(score: np.ndarray, allowlisted: np.ndarray, cfg: ScanConfig) -> list[str]:
+    """Tier per account; allowlisted accounts are capped at ``cfg.allowlisted_max_tier``."""
+    level = (
+        (score >= cfg.watch).astype(int) + (score >= cfg.throttle) + (score >= cfg.block)
+    ).astype(int)
+    cap = TIERS.index(cfg.allowlisted_max_tier)
+    level = np.where(allowlisted, np.minimum(level, cap), level)
+    return [TIERS[i] for i in level]
+
+
+def score_accounts(
+    features: pl.DataFrame, detector: GradientBoostedDetector, cfg: ScanConfig
+) -> pl.DataFrame:
+    """Score every account: ``account_id``, ``score``, ``tier``, ``reasons``, ``evidence``."""
+    score = detector.score(features)
+    contrib = detector.contributions(features)
+    names = detector.feature_names_
+    values = features.select([pl.col(n).cast(pl.Float64) for n in names]).to_numpy()
+    baseline = np.nanmedian(values, axis=0) if len(values) else np.zeros(len(names))
+    sources = [describe(n)[1] for n in names]
+    allow = (
+        features["allowlisted"].fill_null(False).cast(pl.Boolean).to_numpy()
+        if "allowlisted" in features.columns
+        else np.zeros(len(features), dtype=bool)
+    )
+    order = np.argsort(-np.abs(contrib), axis=1)[:, : cfg.max_evidence]
+    evidence: list[list[dict[str, Any]]] = []
+    reasons: list[list[str]] = []
+    for i, cols in enumerate(order):
+        items = [
+            Evidence(names[j], float(values[i, j]), float(baseline[j]), float(contrib[i, j]), sources[j])
+            for j in cols
+            if abs(contrib[i, j]) >= cfg.min_weight and np.isfinite(values[i, j])
+        ]
+        items.sort(key=lambda e: -e.weight)
+        evidence.append([
+            {"signal": e.signal, "value": e.value, "baseline": e.baseline, "weight": e.weight, "source": e.source}
+            for e in items
+        ])  # fmt: skip
+        reasons.append([render(e) for e in items if e.weight > 0])
+    return pl.DataFrame(
+        {
+            "account_id": features["account_id"],
+            "score": score,
+            "tier": tiers(score, allow, cfg),
+            "reasons": reasons,
+            "evidence": pl.Series("evidence", evidence, dtype=pl.List(EVIDENCE_STRUCT)),
+        }
+    )
