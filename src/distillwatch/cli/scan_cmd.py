@@ -14,6 +14,7 @@ from rich.table import Table
 from distillwatch.core.errors import DistillwatchError
 from distillwatch.core.progress import progress_bar
 from distillwatch.ingest import ReadResult, read_accounts, read_calls, read_models
+from distillwatch.report.scan import render_scan_report
 from distillwatch.scoring import ScanConfig, ScanPipeline
 
 
@@ -47,14 +48,20 @@ def write_verdicts(verdicts: pl.DataFrame, out: Path) -> None:
 
 
 def scan(
-    logs: list[Path] = typer.Argument(..., help="Call logs: files or folders (JSONL[.gz|.zst], Parquet)."),
-    out: Path = typer.Option(..., "--out", help="Folder for accounts.parquet/.csv and report.html."),
+    logs: list[Path] = typer.Argument(
+        ..., help="Call logs: files or folders (JSONL[.gz|.zst], Parquet)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for accounts.parquet/.csv and report.html."
+    ),
     accounts: Path | None = typer.Option(None, "--accounts", help="Accounts table."),
     models: Path | None = typer.Option(None, "--models", help="Model releases table."),
     since: str | None = typer.Option(None, "--since", help="Only calls at or after this time."),
     until: str | None = typer.Option(None, "--until", help="Only calls before this time."),
     config: Path | None = typer.Option(None, "--config", help="Scan config YAML (tiers)."),
-    detector: Path | None = typer.Option(None, "--detector", help="Detector file (default: packaged)."),
+    detector: Path | None = typer.Option(
+        None, "--detector", help="Detector file (default: packaged)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
 ) -> None:
     """Score every account in the logs: calibrated score, tier, evidence, and an HTML report."""
@@ -86,27 +93,36 @@ def scan(
             _read(console, "models", mod)
             mod_lf = pl.from_arrow(mod.table).lazy()  # type: ignore[union-attr]
         with console.status("scoring accounts"):
-            verdicts, _features = pipe.scan(lf, acc_lf, mod_lf)
+            verdicts, features = pipe.scan(lf, acc_lf, mod_lf)
     except DistillwatchError as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     out.mkdir(parents=True, exist_ok=True)
     write_verdicts(verdicts, out)
+    with console.status("writing report"):
+        page = render_scan_report(verdicts, features, lf, n_calls=calls.n_good)
+        (out / "report.html").write_text(page)
     elapsed = time.perf_counter() - t0
     _print_top(console, verdicts)
     console.print(
-        f"{calls.n_good:,} calls, {verdicts.height:,} accounts scored in {elapsed:.1f} s -> {out}"
+        f"{calls.n_good:,} calls, {verdicts.height:,} accounts scored in {elapsed:.1f} s -> "
+        f"{out / 'report.html'}"
     )
 
 
 def _print_top(console: Console, verdicts: pl.DataFrame, n: int = 10) -> None:
     counts = verdicts.group_by("tier").len()
     tiers = {r["tier"]: r["len"] for r in counts.to_dicts()}
-    console.print("tiers: " + ", ".join(f"{t} {tiers.get(t, 0):,}" for t in ("block", "throttle", "watch", "allow")))
+    console.print(
+        "tiers: "
+        + ", ".join(f"{t} {tiers.get(t, 0):,}" for t in ("block", "throttle", "watch", "allow"))
+    )
     table = Table(title=f"top {n} accounts")
     for col in ("account", "score", "tier", "calls", "top reason"):
         table.add_column(col, overflow="fold")
     for row in verdicts.head(n).to_dicts():
         reason = row["reasons"][0] if row["reasons"] else ""
-        table.add_row(row["account_id"], f"{row['score']:.3f}", row["tier"], f"{row['n_calls']:,}", reason)
+        table.add_row(
+            row["account_id"], f"{row['score']:.3f}", row["tier"], f"{row['n_calls']:,}", reason
+        )
     console.print(table)

@@ -21,12 +21,18 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def train(
-    out: Path = typer.Option(None, "--out", help="Where to write the detector (default: the packaged one)."),
+    out: Path = typer.Option(
+        None, "--out", help="Where to write the detector (default: the packaged one)."
+    ),
     seeds: str = typer.Option("101,102", "--seeds", help="Simulator seeds to fit the trees on."),
     calibration_seed: int = typer.Option(103, "--calibration-seed", help="Seed for calibration."),
-    accounts: int = typer.Option(4000, "--accounts", min=100, help="Accounts per simulated population."),
+    accounts: int = typer.Option(
+        4000, "--accounts", min=100, help="Accounts per simulated population."
+    ),
     days: int = typer.Option(7, "--days", min=1, help="Days per simulated population."),
-    scenario: list[Path] = typer.Option(None, "--scenario", help="Extra training scenario (repeatable)."),
+    scenario: list[Path] = typer.Option(
+        None, "--scenario", help="Extra training scenario (repeatable)."
+    ),
     corpora: Path | None = typer.Option(None, "--corpora", help="Staged corpus folder."),
 ) -> None:
     """Simulate training and calibration populations and fit the account detector."""

@@ -53,7 +53,9 @@ class GradientBoostedDetector:
         y_cal: np.ndarray | None = None,
     ) -> GradientBoostedDetector:
         """Fit the trees on (X, y) and the calibration on (X_cal, y_cal) — a separate split."""
-        self.feature_names_ = [c for c in X.columns if X[c].dtype.is_numeric() or X[c].dtype == pl.Boolean]
+        self.feature_names_ = [
+            c for c in X.columns if X[c].dtype.is_numeric() or X[c].dtype == pl.Boolean
+        ]
         params = {
             "objective": "binary",
             "learning_rate": self.learning_rate,
@@ -67,7 +69,9 @@ class GradientBoostedDetector:
             "num_threads": 2,
             "verbose": -1,
         }
-        data = lgb.Dataset(_matrix(X, self.feature_names_), label=y, feature_name=self.feature_names_)
+        data = lgb.Dataset(
+            _matrix(X, self.feature_names_), label=y, feature_name=self.feature_names_
+        )
         self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators)
         if X_cal is not None and y_cal is not None:
             margin = self.margin(X_cal)
@@ -86,8 +90,8 @@ class GradientBoostedDetector:
 
     def margin(self, X: pl.DataFrame) -> np.ndarray:
         """Raw log-odds."""
-        out: np.ndarray = self._booster().predict(_matrix(X, self.feature_names_), raw_score=True)
-        return out
+        raw = self._booster().predict(_matrix(X, self.feature_names_), raw_score=True)
+        return np.asarray(raw, dtype=np.float64)
 
     def score(self, X: pl.DataFrame) -> np.ndarray:
         """Calibrated probability that each account is distilling."""
@@ -116,9 +120,15 @@ class GradientBoostedDetector:
             "format": FORMAT,
             "params": {
                 k: getattr(self, k)
-                for k in ("n_estimators", "learning_rate", "num_leaves", "min_child_samples",
-                          "feature_fraction", "seed")
-            },  # fmt: skip
+                for k in (
+                    "n_estimators",
+                    "learning_rate",
+                    "num_leaves",
+                    "min_child_samples",
+                    "feature_fraction",
+                    "seed",
+                )
+            },
             "feature_names": self.feature_names_,
             "calibration": self.calibration_,
             "meta": self.meta_,

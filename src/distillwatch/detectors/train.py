@@ -64,7 +64,9 @@ def train_detector(
     for scenario in spec.scenarios:
         for seed in spec.seeds:
             say(f"simulating training seed {seed} ({scenario or 'default'})")
-            train_frames.append(simulated_features(pipe, corpora, seed, spec.accounts, spec.days, scenario))
+            train_frames.append(
+                simulated_features(pipe, corpora, seed, spec.accounts, spec.days, scenario)
+            )
     say(f"simulating calibration seed {spec.calibration_seed}")
     cal = simulated_features(pipe, corpora, spec.calibration_seed, spec.accounts, spec.days)
     X, y = _xy(pipe, train_frames)

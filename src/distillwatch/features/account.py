@@ -7,6 +7,8 @@ count that can be compared with the population (the scorer does that, not this m
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 # task types, by keyword on the prompt (first match wins, in this order)
@@ -26,10 +28,11 @@ NIGHT_HOURS = (0, 1, 2, 3, 4, 5)
 
 def task_type() -> pl.Expr:
     """The task type of a call's prompt: ``tool`` when tools are sent, else by keyword."""
-    expr = pl.when(pl.col("n_tools") > 0).then(pl.lit("tool"))
+    expr: Any = pl.when(pl.col("n_tools") > 0).then(pl.lit("tool"))
     for name, pattern in TASK_TYPES:
         expr = expr.when(pl.col("prompt").str.contains(pattern)).then(pl.lit(name))
-    return expr.otherwise(pl.lit("chat")).alias("task_type")
+    out: pl.Expr = expr.otherwise(pl.lit("chat")).alias("task_type")
+    return out
 
 
 def call_features(calls: pl.LazyFrame) -> pl.LazyFrame:
@@ -164,7 +167,9 @@ def _timing(cf: pl.LazyFrame) -> pl.LazyFrame:
         cf.group_by("account_id")
         .agg(
             pl.col("ts").dt.truncate("10m").n_unique().alias("busy_buckets"),
-            ((pl.col("ts").max() - pl.col("ts").min()).dt.total_seconds() / 600.0 + 1).alias("span"),
+            ((pl.col("ts").max() - pl.col("ts").min()).dt.total_seconds() / 600.0 + 1).alias(
+                "span"
+            ),
         )
         .select("account_id", (pl.col("busy_buckets") / pl.col("span")).alias("duty_cycle"))
     )

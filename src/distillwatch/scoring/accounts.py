@@ -49,15 +49,18 @@ class ScanConfig:
         unknown = set(tiers) - {"watch", "throttle", "block"}
         if unknown:
             raise DistillwatchError(f"{path}: tiers: unknown keys {sorted(unknown)}")
+        d = cls()
         cfg = cls(
-            watch=float(tiers.get("watch", cls.watch)),
-            throttle=float(tiers.get("throttle", cls.throttle)),
-            block=float(tiers.get("block", cls.block)),
-            allowlisted_max_tier=str(doc.get("allowlisted_max_tier", cls.allowlisted_max_tier)),
-            max_evidence=int(doc.get("max_evidence", cls.max_evidence)),
+            watch=float(tiers.get("watch", d.watch)),
+            throttle=float(tiers.get("throttle", d.throttle)),
+            block=float(tiers.get("block", d.block)),
+            allowlisted_max_tier=str(doc.get("allowlisted_max_tier", d.allowlisted_max_tier)),
+            max_evidence=int(doc.get("max_evidence", d.max_evidence)),
         )
         if not 0 <= cfg.watch <= cfg.throttle <= cfg.block <= 1:
-            raise DistillwatchError(f"{path}: tiers must satisfy 0 <= watch <= throttle <= block <= 1")
+            raise DistillwatchError(
+                f"{path}: tiers must satisfy 0 <= watch <= throttle <= block <= 1"
+            )
         if cfg.allowlisted_max_tier not in TIERS:
             raise DistillwatchError(f"{path}: allowlisted_max_tier must be one of {TIERS}")
         return cfg
@@ -93,7 +96,9 @@ def score_accounts(
     reasons: list[list[str]] = []
     for i, cols in enumerate(order):
         items = [
-            Evidence(names[j], float(values[i, j]), float(baseline[j]), float(contrib[i, j]), sources[j])
+            Evidence(
+                names[j], float(values[i, j]), float(baseline[j]), float(contrib[i, j]), sources[j]
+            )
             for j in cols
             if abs(contrib[i, j]) >= cfg.min_weight and np.isfinite(values[i, j])
         ]
