@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from distillwatch import __version__
-from distillwatch.cli import eval_cmd, scan_cmd, simulate_cmd, train_cmd, validate_cmd
+from distillwatch.cli import demo_cmd, eval_cmd, scan_cmd, simulate_cmd, train_cmd, validate_cmd
 
 app = typer.Typer(
     name="distillwatch",
@@ -31,6 +31,7 @@ def main(
     """Detect, stop and prove adversarial distillation of LLM APIs."""
 
 
+app.command("demo")(demo_cmd.demo)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("eval")(eval_cmd.evaluate)
 app.command("validate")(validate_cmd.validate)

@@ -7,6 +7,13 @@ import polars as pl
 from distillwatch.core.schema import SIGNUP_CHANNELS
 from distillwatch.features.account import account_features
 
+ACCOUNT_COLUMNS = (
+    "account_age_days",
+    "verified",
+    "payment_accounts",
+    *(f"channel_{ch}" for ch in SIGNUP_CHANNELS),
+)
+
 
 def feature_table(
     calls: pl.LazyFrame,
@@ -25,6 +32,11 @@ def feature_table(
                 for ch in SIGNUP_CHANNELS
             ]
         ).drop("signup_channel")
-    else:
-        out = out.with_columns(pl.lit(False).alias("allowlisted"))
+    else:  # no accounts table: metadata features are missing (NaN), not zero
+        out = out.with_columns(
+            pl.lit(False).alias("allowlisted"),
+            *[pl.lit(None, pl.Float64).alias(c) for c in ACCOUNT_COLUMNS],
+        )
+    if models is None:  # no release table: the pivot is unknown
+        out = out.with_columns(pl.lit(None, pl.Float64).alias("new_model_24h_share"))
     return out.sort("account_id").collect()

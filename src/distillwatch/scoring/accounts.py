@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,9 @@ def score_accounts(
     contrib = detector.contributions(features)
     names = detector.feature_names_
     values = features.select([pl.col(n).cast(pl.Float64) for n in names]).to_numpy()
-    baseline = np.nanmedian(values, axis=0) if len(values) else np.zeros(len(names))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: no baseline
+        baseline = np.nanmedian(values, axis=0) if len(values) else np.zeros(len(names))
     sources = [describe(n)[1] for n in names]
     allow = (
         features["allowlisted"].fill_null(False).cast(pl.Boolean).to_numpy()
