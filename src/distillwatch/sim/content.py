@@ -144,7 +144,9 @@ def _power(m: ContentMaker, st: AccountState, new: bool) -> Content:
 
 
 def _backend(m: ContentMaker, st: AccountState, new: bool) -> Content:
-    system, template = T.BACKEND_PRODUCTS[m.templates(st, "backend", T.BACKEND_PRODUCTS, 1)[0]]
+    if "product" not in st.config:  # this account's own product, fixed once
+        st.config["product"] = T.product_template(m.rng)
+    system, template = st.config["product"]  # type: ignore[misc]
     text, answer = m.rng.choice(m.c.natural)
     return Content(
         [("user", template.format(task=text[:1500]))],
@@ -239,7 +241,9 @@ def _reseller(m: ContentMaker, st: AccountState, new: bool) -> Content:
     if x < 0.4:
         return m.conversation_turn(st, new)
     if x < 0.7:
-        st.templates["backend"] = [m.rng.randrange(len(T.BACKEND_PRODUCTS))]  # many customers
+        # a reseller serves many customers' products: one of a pool of its own
+        pool = st.config.setdefault("products", [T.product_template(m.rng) for _ in range(12)])
+        st.config["product"] = m.rng.choice(pool)  # type: ignore[arg-type]
         return _backend(m, st, new)
     if x < 0.9:
         return _agent(m, st, new)

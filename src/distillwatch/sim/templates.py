@@ -8,6 +8,7 @@ product back-ends, evaluation harnesses, batch jobs and tutors send. ``{task}`` 
 from __future__ import annotations
 
 import json
+import random
 from typing import Final
 
 # --- distillation campaigns -----------------------------------------------------------------
@@ -105,25 +106,6 @@ EXPERT_PERSONAS: Final = (
 
 # --- legitimate use --------------------------------------------------------------------------
 
-BACKEND_PRODUCTS: Final = (
-    (
-        "You are SupportBot for Northwind Outfitters. Be concise and friendly.",
-        "Summarise the following customer message in two sentences and suggest a reply.\n\n{task}",
-    ),
-    (
-        "You are a writing assistant inside a note-taking app.",
-        "Improve the clarity and grammar of this text without changing its meaning:\n\n{task}",
-    ),
-    (
-        "You are a search assistant for an e-commerce site.",
-        "Extract the product attributes the shopper is asking about as a JSON list:\n\n{task}",
-    ),
-    (
-        "You are an email assistant.",
-        "Draft a polite reply to this message:\n\n{task}",
-    ),
-)
-
 BATCH_TASKS: Final = (
     "Classify the sentiment of the following text as positive, negative or neutral. Answer with "
     "one word.\n\nText: {task}",
@@ -187,3 +169,53 @@ TOOLS: Final = tuple(
         },
     )
 )
+
+# Product back-ends are many different products: each gets its own system prompt and wrapper,
+# composed from these parts (so two organisations rarely send the same template).
+_COMPANY_A: Final = (
+    "Northwind", "Bluefin", "Acme", "Cobalt", "Juniper", "Lumen", "Harbor", "Maple", "Quartz",
+    "Summit", "Tandem", "Vertex", "Willow", "Zephyr", "Orbit", "Pioneer", "Redwood", "Sable",
+    "Beacon", "Cedar", "Delta", "Ember", "Falcon", "Granite", "Helix", "Ivory", "Kestrel",
+)  # fmt: skip
+_COMPANY_B: Final = (
+    "Outfitters", "Health", "Legal", "Travel", "Bank", "Realty", "Labs", "Logistics", "Foods",
+    "Insurance", "Learning", "Games", "Media", "Motors", "Energy", "Pets", "Fitness", "Home",
+)  # fmt: skip
+_ROLES: Final = (
+    "SupportBot", "a customer-service assistant", "a writing assistant", "a search assistant",
+    "an email assistant", "a shopping assistant", "an intake assistant", "a helpdesk agent",
+    "a content moderator", "a product-description writer", "a meeting-notes assistant",
+)  # fmt: skip
+_STYLES: Final = (
+    "Be concise and friendly.", "Answer in a professional tone.", "Never mention competitors.",
+    "Reply in plain text without markdown.", "Keep answers under 120 words.", "",
+)  # fmt: skip
+_INSTRUCTIONS: Final = (
+    "Summarise the following customer message in two sentences and suggest a reply.",
+    "Improve the clarity and grammar of this text without changing its meaning:",
+    "Extract the product attributes the shopper is asking about as a JSON list.",
+    "Draft a polite reply to this message.",
+    "Classify this ticket as billing, technical, account or other, then explain briefly.",
+    "Write a short, friendly answer to the user's question below.",
+    "Turn the following notes into three bullet points.",
+    "Detect whether this message needs a human agent. Answer yes or no with a reason.",
+    "Rewrite this for a LinkedIn post:",
+    "Generate a subject line and a one-paragraph response for this email.",
+    "Tag the following request with up to five keywords.",
+    "Answer the customer's question using our help-centre tone.",
+)  # fmt: skip
+_WRAPPERS: Final = (
+    "{instruction}\n\n{task}",
+    "{instruction}\nText: {task}",
+    "Customer message:\n{task}\n\n{instruction}",
+    "<input>\n{task}\n</input>\n{instruction}",
+    "### Task\n{instruction}\n### Input\n{task}",
+)
+
+
+def product_template(rng: random.Random) -> tuple[str, str]:
+    """(system prompt, user template with ``{task}``) of one made-up product."""
+    company = f"{rng.choice(_COMPANY_A)} {rng.choice(_COMPANY_B)}"
+    system = f"You are {rng.choice(_ROLES)} for {company}. {rng.choice(_STYLES)}".strip()
+    wrapper = rng.choice(_WRAPPERS).replace("{instruction}", rng.choice(_INSTRUCTIONS))
+    return system, wrapper
