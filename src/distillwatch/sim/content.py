@@ -146,7 +146,9 @@ def _power(m: ContentMaker, st: AccountState, new: bool) -> Content:
 def _backend(m: ContentMaker, st: AccountState, new: bool) -> Content:
     if "product" not in st.config:  # this account's own product, fixed once
         st.config["product"] = T.product_template(m.rng)
-    system, template = st.config["product"]  # type: ignore[misc]
+    product = st.config["product"]
+    assert isinstance(product, tuple)
+    system, template = str(product[0]), str(product[1])
     text, answer = m.rng.choice(m.c.natural)
     return Content(
         [("user", template.format(task=text[:1500]))],
@@ -243,7 +245,8 @@ def _reseller(m: ContentMaker, st: AccountState, new: bool) -> Content:
     if x < 0.7:
         # a reseller serves many customers' products: one of a pool of its own
         pool = st.config.setdefault("products", [T.product_template(m.rng) for _ in range(12)])
-        st.config["product"] = m.rng.choice(pool)  # type: ignore[arg-type]
+        assert isinstance(pool, list)
+        st.config["product"] = m.rng.choice(pool)
         return _backend(m, st, new)
     if x < 0.9:
         return _agent(m, st, new)
