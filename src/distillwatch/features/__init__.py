@@ -1,5 +1,27 @@
 """Pure per-call and per-account feature functions: frames in, frames out, no I/O, no clock."""
 
+from distillwatch.features.benchmarks import (
+    BENCHMARKS,
+    BenchmarkIndex,
+    benchmark_matches,
+    default_index,
+)
+from distillwatch.features.templates import (
+    FAMILY_KINDS,
+    account_template_features,
+    family_stats,
+    template_families,
+)
 from distillwatch.features.text import prompt_frame
 
-__all__ = ["prompt_frame"]
+__all__ = [
+    "BENCHMARKS",
+    "FAMILY_KINDS",
+    "BenchmarkIndex",
+    "account_template_features",
+    "benchmark_matches",
+    "default_index",
+    "family_stats",
+    "prompt_frame",
+    "template_families",
+]
