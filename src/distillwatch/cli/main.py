@@ -5,7 +5,15 @@ from __future__ import annotations
 import typer
 
 from distillwatch import __version__
-from distillwatch.cli import demo_cmd, eval_cmd, scan_cmd, simulate_cmd, train_cmd, validate_cmd
+from distillwatch.cli import (
+    demo_cmd,
+    eval_cmd,
+    rules_cmd,
+    scan_cmd,
+    simulate_cmd,
+    train_cmd,
+    validate_cmd,
+)
 
 app = typer.Typer(
     name="distillwatch",
@@ -37,6 +45,7 @@ app.command("eval")(eval_cmd.evaluate)
 app.command("validate")(validate_cmd.validate)
 app.command("scan")(scan_cmd.scan)
 app.command("train")(train_cmd.train)
+app.add_typer(rules_cmd.rules_app, name="rules")
 
 if __name__ == "__main__":
     app()

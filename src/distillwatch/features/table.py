@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from distillwatch.core.schema import SIGNUP_CHANNELS
 from distillwatch.features.account import account_features
+from distillwatch.features.benchmarks import BenchmarkIndex, benchmark_matches, default_index
+from distillwatch.features.templates import account_template_features, template_families
+from distillwatch.features.text import prompt_frame
+
+if TYPE_CHECKING:
+    from distillwatch.rules import RuleSet
 
 ACCOUNT_COLUMNS = (
     "account_age_days",
@@ -13,15 +21,50 @@ ACCOUNT_COLUMNS = (
     "payment_accounts",
     *(f"channel_{ch}" for ch in SIGNUP_CHANNELS),
 )
+TEMPLATE_COLUMNS = (
+    "family_share",
+    "top_family_share",
+    "n_families",
+    "shared_template_share",
+    "shared_duplicate_share",
+    "max_family_accounts",
+)
+
+
+def text_features(
+    prompts: pl.DataFrame, rules: RuleSet | None, index: BenchmarkIndex | None
+) -> pl.DataFrame:
+    """Per account: share of calls firing each rule, template-family use, benchmark sweeps."""
+    out = prompts.select("account_id").unique()
+    if rules is not None and len(rules):
+        fired = rules.signals(prompts.select("account_id", "prompt", "system"))
+        shares = fired.group_by("account_id").agg(
+            [pl.col(c).cast(pl.Float64).mean() for c in rules.columns]
+        )
+        out = out.join(shares, on="account_id", how="left")
+    fam = account_template_features(template_families(prompts.select("account_id", "prompt")))
+    out = out.join(fam.select("account_id", *TEMPLATE_COLUMNS), on="account_id", how="left")
+    bench = benchmark_matches(prompts.select("account_id", "prompt"), index or default_index())
+    sweeps = bench.group_by("account_id").agg(
+        pl.col("benchmark").is_not_null().cast(pl.Float64).mean().alias("benchmark_share"),
+        pl.col("benchmark_item").n_unique().alias("benchmark_items"),
+        pl.col("benchmark").drop_nulls().n_unique().alias("benchmarks_swept"),
+    )
+    return out.join(sweeps, on="account_id", how="left")
 
 
 def feature_table(
     calls: pl.LazyFrame,
     accounts: pl.LazyFrame | None = None,
     models: pl.LazyFrame | None = None,
+    *,
+    rules: RuleSet | None = None,
+    benchmarks: BenchmarkIndex | None = None,
+    text: bool = True,
 ) -> pl.DataFrame:
-    """One row per account with calls: behavioural features plus account metadata, numeric
-    (signup channel one-hot), ready for a detector. ``org_id`` and ``allowlisted`` ride along."""
+    """One row per account with calls: behavioural, text and metadata features, numeric
+    (signup channel one-hot), ready for a detector. ``org_id`` and ``allowlisted`` ride along.
+    ``text=False`` skips the text features (rules, templates, benchmarks)."""
     feats = account_features(calls, accounts, models)
     org = calls.group_by("account_id").agg(pl.col("org_id").drop_nulls().first())
     out = feats.join(org, on="account_id", how="left")
@@ -39,4 +82,8 @@ def feature_table(
         )
     if models is None:  # no release table: the pivot is unknown
         out = out.with_columns(pl.lit(None, pl.Float64).alias("new_model_24h_share"))
-    return out.sort("account_id").collect()
+    table = out.collect()
+    if text:
+        prompts = prompt_frame(calls).select("account_id", "prompt", "system").collect()
+        table = table.join(text_features(prompts, rules, benchmarks), on="account_id", how="left")
+    return table.sort("account_id")

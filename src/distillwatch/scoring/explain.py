@@ -50,6 +50,15 @@ FEATURES: dict[str, tuple[str, str]] = {
     "account_age_days": ("account age at first call (days)", "feature:account@1"),
     "verified": ("account verified", "feature:account@1"),
     "payment_accounts": ("accounts sharing its payment method", "feature:account@1"),
+    "family_share": ("share of calls in a template or duplicate family", "detector:template-families@1"),
+    "top_family_share": ("share of calls in its most used template family", "detector:template-families@1"),
+    "n_families": ("template families used", "detector:template-families@1"),
+    "shared_template_share": ("share of calls in templates shared with ≥ 5 other accounts", "detector:template-families@1"),
+    "shared_duplicate_share": ("share of calls repeating prompts of ≥ 5 other accounts", "detector:template-families@1"),
+    "max_family_accounts": ("most accounts sharing one of its template families", "detector:template-families@1"),
+    "benchmark_share": ("share of calls carrying a public benchmark item", "detector:benchmark-sweeps@1"),
+    "benchmark_items": ("distinct benchmark items sent", "detector:benchmark-sweeps@1"),
+    "benchmarks_swept": ("distinct benchmarks swept", "detector:benchmark-sweeps@1"),
 }
 for _t in ("code", "math", "mcq", "writing", "reasoning", "tool", "chat"):
     FEATURES[f"task_{_t}_share"] = (f"share of {_t} tasks", "feature:capability-mix@1")

@@ -14,7 +14,9 @@ import polars as pl
 
 from distillwatch.core.errors import DistillwatchError
 from distillwatch.detectors.gbm import GradientBoostedDetector
+from distillwatch.features.benchmarks import BenchmarkIndex
 from distillwatch.features.table import feature_table
+from distillwatch.rules import RuleSet, load_rules
 from distillwatch.scoring.accounts import ScanConfig, score_accounts
 
 NON_FEATURES = ("account_id", "org_id", "allowlisted", "label")
@@ -40,6 +42,8 @@ class ScanPipeline:
 
     detector: GradientBoostedDetector | None = None
     config: ScanConfig = field(default_factory=ScanConfig)
+    rules: RuleSet = field(default_factory=load_rules)
+    benchmarks: BenchmarkIndex | None = None  # None: the shipped benchmark index
 
     def features(
         self,
@@ -48,7 +52,7 @@ class ScanPipeline:
         models: pl.LazyFrame | None = None,
     ) -> pl.DataFrame:
         """One row per account: every feature family, plus ``org_id`` and ``allowlisted``."""
-        return feature_table(calls, accounts, models)
+        return feature_table(calls, accounts, models, rules=self.rules, benchmarks=self.benchmarks)
 
     @staticmethod
     def design(features: pl.DataFrame) -> pl.DataFrame:
