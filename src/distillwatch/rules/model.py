@@ -95,7 +95,7 @@ class Rule:
         gate = literal_regex(self.anchors) if self.anchors else None
 
         def on(column: str) -> pl.Expr:
-            text = pl.col(column)
+            text = pl.col(column).cast(pl.String)  # an all-null column may come in as Null
             if gate is not None:
                 # "" (not null) where the gate fails: Polars searches null slots' old values
                 # too, an empty string is free. The gated column is shared by all patterns.
