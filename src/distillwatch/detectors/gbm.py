@@ -69,9 +69,9 @@ class GradientBoostedDetector:
             "num_threads": 2,
             "verbose": -1,
         }
-        data = lgb.Dataset(
-            _matrix(X, self.feature_names_), label=y, feature_name=self.feature_names_
-        )
+        # LightGBM refuses some characters in names (``rule:intent/...``): it sees positions
+        names = [f"f{i}" for i in range(len(self.feature_names_))]
+        data = lgb.Dataset(_matrix(X, self.feature_names_), label=y, feature_name=names)
         self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators)
         if X_cal is not None and y_cal is not None:
             margin = self.margin(X_cal)
