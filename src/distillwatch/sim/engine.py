@@ -377,7 +377,10 @@ class _Timer:
         """n points in [0, 1) from a gamma renewal process (CV ``cv``), scaled to fit."""
         shape = 1.0 / max(cv, 0.05) ** 2
         gaps = self.rng.gamma(shape, 1.0, n + 1)
-        pts: np.ndarray = np.cumsum(gaps)[:-1] / gaps.sum()
+        total = gaps.sum()
+        if not total > 0:  # very bursty (CV ~20): every gap can underflow to 0
+            gaps, total = np.ones(n + 1), float(n + 1)
+        pts: np.ndarray = np.cumsum(gaps)[:-1] / total
         return pts
 
     @staticmethod
