@@ -59,16 +59,30 @@ def summarize(
         }
         for q, s, g in zip(QUANTILES, sim_q, fit.volume_quantile_ratios, strict=True)
     ]
-    return {
-        "days": days,
-        "n_accounts": labels.num_rows,
-        "n_calls": calls.num_rows,
-        "n_distill_accounts": int((lab["label"] == "distill").sum()),
-        "mix": mix.to_dicts(),
-        "campaigns": campaigns.to_dicts(),
-        "volume_quantiles": volume,
-        "release_pivot": _pivot(c, lab, models),
-    }
+    return _rounded(
+        {
+            "days": days,
+            "n_accounts": labels.num_rows,
+            "n_calls": calls.num_rows,
+            "n_distill_accounts": int((lab["label"] == "distill").sum()),
+            "mix": mix.to_dicts(),
+            "campaigns": campaigns.to_dicts(),
+            "volume_quantiles": volume,
+            "release_pivot": _pivot(c, lab, models),
+        }
+    )
+
+
+def _rounded(value: Any) -> Any:
+    """Floats to 9 significant digits: parallel group-bys sum in varying order, and the last
+    bits of a mean must not make two runs of the same seed differ."""
+    if isinstance(value, float):
+        return float(f"{value:.9g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def _pivot(c: pl.DataFrame, lab: pl.DataFrame, models: pa.Table) -> list[dict[str, Any]]:
