@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -10,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from distillwatch.cli.main import app
+from distillwatch.ingest import read_calls
 from distillwatch.scoring import VERDICT_COLUMNS
 from distillwatch.sim import bundled_dir
 
@@ -79,10 +81,10 @@ def test_since_until_and_allowlist_cap(detector: Path, traffic: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     v = pl.read_parquet(tmp_path / "o" / "accounts.parquet")
     assert set(v["tier"]) <= {"allow", "watch"}  # allowlisted accounts are never actioned
-    calls = pl.read_ndjson(traffic / "calls.jsonl.gz", schema_overrides={"ts": pl.String})
-    in_window = calls.filter(
-        (pl.col("ts") >= "2026-11-02T12:00:00") & (pl.col("ts") < "2026-11-03T00:00:00")
-    )
+    calls = pl.from_arrow(read_calls(traffic / "calls.jsonl.gz").table)
+    assert isinstance(calls, pl.DataFrame)
+    lo, hi = datetime(2026, 11, 2, 12, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC)
+    in_window = calls.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
     assert v["n_calls"].sum() == in_window.height
 
 
