@@ -330,3 +330,22 @@ def test_flag_nothing_point_flags_nothing_even_with_infinite_scores() -> None:
     assert (p.threshold, p.n_flagged, p.tpr) == (math.inf, 0, 0.0)
     assert r.legit_personas[0].flagged == (0,)
     assert r.histogram.n_excluded == 1
+
+
+def test_all_null_cluster_ids_mean_no_clustering() -> None:
+    truth = pl.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d"],
+            "label": ["distill", "distill", "legit", "legit"],
+            "persona": ["cot_coercion", "cot_coercion", "casual_chat", "casual_chat"],
+            "campaign_id": ["c1", "c1", None, None],
+        }
+    )
+    verdicts = pl.DataFrame(
+        {"account_id": ["a", "b", "c", "d"], "score": [0.9, 0.8, 0.2, 0.1]}
+    ).with_columns(pl.lit(None, pl.String).alias("cluster_id"))
+    assert evaluate(truth, verdicts).clusters is None
+    with_one = verdicts.with_columns(
+        pl.when(pl.col("account_id") == "a").then(pl.lit("k")).alias("cluster_id")
+    )
+    assert evaluate(truth, with_one).clusters is not None

@@ -141,7 +141,10 @@ def evaluate(
         attack_styles=_group_rates(distill, "persona", defined),
         campaigns=_group_rates(distill, "campaign_id", defined, styles=True),
         tiers=None if actioned is None else _tiers(df, y, actioned, actioned_set),
-        clusters=_clusters(df, y) if "cluster_id" in df.columns else None,
+        # an all-null cluster_id (clustering not run) is no clustering to score
+        clusters=_clusters(df, y)
+        if "cluster_id" in df.columns and df["cluster_id"].null_count() < df.height
+        else None,
         roc=roc,
         histogram=_histogram(score, y),
         warnings=tuple(warnings),
