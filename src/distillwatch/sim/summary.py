@@ -59,7 +59,7 @@ def summarize(
         }
         for q, s, g in zip(QUANTILES, sim_q, fit.volume_quantile_ratios, strict=True)
     ]
-    return _rounded(
+    out: dict[str, Any] = _rounded(
         {
             "days": days,
             "n_accounts": labels.num_rows,
@@ -71,6 +71,7 @@ def summarize(
             "release_pivot": _pivot(c, lab, models),
         }
     )
+    return out
 
 
 def _rounded(value: Any) -> Any:
