@@ -11,6 +11,8 @@ from typing import Any
 
 import polars as pl
 
+from distillwatch.features.text import last_user_message
+
 # task types, by keyword on the prompt (first match wins, in this order)
 TASK_TYPES: tuple[tuple[str, str], ...] = (
     ("code", r"(?i)```|\bdef \w+\(|\bfunction\b|\bpython\b|\bjavascript\b|\bsql\b|\bclass \w+|"
@@ -39,15 +41,12 @@ def call_features(calls: pl.LazyFrame) -> pl.LazyFrame:
     """One row per call with the plain columns the account features aggregate."""
     req, resp = pl.col("request"), pl.col("response")
     msgs = req.struct.field("messages")
-    user = msgs.list.eval(
-        pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
-    )
     usage = resp.struct.field("usage")
     return calls.select(
         "account_id",
         "ts",
         "model",
-        user.list.last().fill_null("").alias("prompt"),
+        last_user_message().alias("prompt"),
         msgs.list.len().alias("n_messages"),
         req.struct.field("tools").list.len().fill_null(0).alias("n_tools"),
         req.struct.field("system").is_not_null().alias("has_system"),

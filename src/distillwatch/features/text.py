@@ -5,6 +5,19 @@ from __future__ import annotations
 import polars as pl
 
 
+def messages_of(role: str) -> pl.Expr:
+    """The contents of a call's messages with ``role``, as a list per call."""
+    msgs = pl.col("request").struct.field("messages")
+    return msgs.list.eval(
+        pl.element().filter(pl.element().struct.field("role") == role).struct.field("content")
+    )
+
+
+def last_user_message() -> pl.Expr:
+    """The last user message of each call (empty when there is none): what text features read."""
+    return messages_of("user").list.last().fill_null("")
+
+
 def prompt_frame(calls: pl.LazyFrame) -> pl.LazyFrame:
     """One row per call: ``account_id``, ``ts``, ``model``, ``prompt`` (last user message),
     ``system`` (the ``system`` field, else the first system message) and ``n_messages``.
@@ -18,17 +31,13 @@ def prompt_frame(calls: pl.LazyFrame) -> pl.LazyFrame:
     ('2+2?', 'be brief', 4)
     """
     msgs = pl.col("request").struct.field("messages")
-    user = msgs.list.eval(
-        pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
-    )
-    sys_msg = msgs.list.eval(
-        pl.element().filter(pl.element().struct.field("role") == "system").struct.field("content")
-    )
     return calls.select(
         "account_id",
         "ts",
         "model",
-        user.list.last().fill_null("").alias("prompt"),
-        pl.coalesce(pl.col("request").struct.field("system"), sys_msg.list.first()).alias("system"),
+        last_user_message().alias("prompt"),
+        pl.coalesce(
+            pl.col("request").struct.field("system"), messages_of("system").list.first()
+        ).alias("system"),
         msgs.list.len().alias("n_messages"),
     )

@@ -7,6 +7,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from distillwatch.core.values import TIERS
+from distillwatch.features.text import last_user_message
 from distillwatch.report.html import document, esc, figure, svg, table
 
 TIER_COLORS = {"allow": "#9ecae1", "watch": "#fdd0a2", "throttle": "#fd8d3c", "block": "#d62728"}
@@ -97,13 +98,9 @@ def _task_mix(features: pl.DataFrame, ids: list[str]) -> str | None:
 
 
 def _examples(calls: pl.LazyFrame, ids: list[str], k: int = 3) -> dict[str, list[str]]:
-    msgs = pl.col("request").struct.field("messages")
-    user = msgs.list.eval(
-        pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
-    )
     ex = (
         calls.filter(pl.col("account_id").is_in(ids))
-        .select("account_id", "ts", user.list.last().alias("prompt"))
+        .select("account_id", "ts", last_user_message().alias("prompt"))
         .sort("account_id", "ts")
         .group_by("account_id", maintain_order=True)
         .agg(pl.col("prompt").unique(maintain_order=True).head(k))

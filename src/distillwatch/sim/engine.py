@@ -521,7 +521,6 @@ class Simulator:
         weekend_quiet = a.campaign is None and TIMING.get(a.persona) in ("human", "burst")
         first_day = max(0, math.floor(a.active_from))
         last_day = min(days, math.ceil(a.active_to)) if math.isfinite(a.active_to) else days
-        c = buf.cols
         for day in range(first_day, last_day):
             if rng.random() >= a.active_days:
                 continue
@@ -548,7 +547,6 @@ class Simulator:
                 self._append(
                     buf, a, ts, self.sc.release.model if new_model else a.model, content, rng
                 )
-        del c
 
     def _append(
         self, buf: _Calls, a: _Account, ts: float, model: str, ct: Content, rng: np.random.Generator
