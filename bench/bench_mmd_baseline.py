@@ -29,7 +29,7 @@ import polars as pl
 
 from distillwatch.detectors.mmd import Embedder, MMDDetector, cached, minilm_embedder
 from distillwatch.eval.metrics import evaluate
-from distillwatch.features.text import prompt_frame
+from distillwatch.features import prompt_frame
 from distillwatch.sim import Simulator, find_corpus_dir, load_corpora, load_scenario, shipped_fit
 
 

@@ -34,7 +34,7 @@ CALLS_PER_ACCOUNT = 70  # over two simulated days, roughly, with the default sce
 
 def make(size: int, path: Path, corpora: Path | None) -> None:
     """Simulate at least ``size`` calls and keep the first ``size`` prompts with their labels."""
-    from distillwatch.features.text import prompt_frame
+    from distillwatch.features import prompt_frame
     from distillwatch.sim import Simulator, load_corpora, load_scenario, shipped_fit
 
     pools = load_corpora(corpora)

@@ -314,3 +314,28 @@ def test_a_simulator_folder_reads_each_table_from_its_own_file(tmp_path, make_ca
     assert read_accounts(out).n_good == 1
     # A file named explicitly is read whatever its name.
     assert read_calls(out / "models.parquet").table.equals(calls)
+
+
+def test_transform_maps_each_batch_and_counts_records_read(tmp_path, make_call, jsonl):
+    records = _records(make_call, 6)
+    path = jsonl(tmp_path / "calls.jsonl", [*records[:3], b"{not json", *records[3:]])
+    seen = []
+
+    def keep_even(batch: pa.Table) -> pa.Table:
+        seen.append(batch.num_rows)
+        ids = batch.column("account_id").to_pylist()
+        keep = [int(a.split("_")[1]) % 2 == 0 for a in ids]
+        return batch.select(["account_id"]).filter(pa.array(keep))
+
+    result = read_calls(path, transform=keep_even)
+    assert sum(seen) == 6  # the transform saw every good record, in batches
+    assert result.n_good == 6 and result.n_bad == 1  # counts are of records read
+    assert result.table.column_names == ["account_id"]
+    assert sorted(result.table.column("account_id").to_pylist()) == ["acct_0", "acct_2", "acct_4"]
+
+
+def test_transform_of_no_records_still_gives_its_columns(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    result = read_calls(path, transform=lambda t: t.select(["ts", "account_id"]))
+    assert result.table.column_names == ["ts", "account_id"] and result.n_good == 0

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from distillwatch.core.errors import DistillwatchError
 from distillwatch.core.progress import progress_bar
+from distillwatch.core.times import parse_time
+from distillwatch.features.calls import call_frame_from_arrow
 from distillwatch.ingest import ReadResult, read_accounts, read_calls, read_models
 from distillwatch.report.scan import render_scan_report
 from distillwatch.scoring import ScanConfig, ScanPipeline
@@ -26,15 +30,24 @@ def _read(console: Console, kind: str, result: ReadResult) -> None:
 
 
 def _time(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
     try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{name}: {value!r} is not an RFC 3339 time") from None
-    if ts.tzinfo is None:
-        raise typer.BadParameter(f"{name}: {value!r} has no time zone (add Z)")
-    return ts
+        return None if value is None else parse_time(value, name)
+    except DistillwatchError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def frame_batch(lo: datetime | None, hi: datetime | None) -> Callable[[pa.Table], pa.Table]:
+    """A reader transform: canonical calls -> call-frame rows in ``[lo, hi)``, per batch."""
+
+    def transform(batch: pa.Table) -> pa.Table:
+        frame = call_frame_from_arrow(batch)
+        if lo is not None:
+            frame = frame.filter(pl.col("ts") >= lo)
+        if hi is not None:
+            frame = frame.filter(pl.col("ts") < hi)
+        return frame.to_arrow()
+
+    return transform
 
 
 def write_verdicts(verdicts: pl.DataFrame, out: Path) -> None:
@@ -73,16 +86,16 @@ def scan(
         pipe.load_detector(detector)
         with progress_bar(enabled=not quiet, console=console) as bar:
             task = bar.add_task("reading calls", total=None)
-            calls = read_calls(logs, progress=lambda n: bar.advance(task, n))
+            calls = read_calls(
+                logs, progress=lambda n: bar.advance(task, n), transform=frame_batch(lo, hi)
+            )
             bar.update(task, total=calls.n_good + calls.n_bad, completed=calls.n_good + calls.n_bad)
         _read(console, "calls", calls)
         frame = pl.from_arrow(calls.table)
         assert isinstance(frame, pl.DataFrame)
+        if frame.height < calls.n_good:
+            console.print(f"{frame.height:,} of {calls.n_good:,} calls in the time window")
         lf = frame.lazy()
-        if lo is not None:
-            lf = lf.filter(pl.col("ts") >= lo)
-        if hi is not None:
-            lf = lf.filter(pl.col("ts") < hi)
         acc_lf = mod_lf = None
         if accounts is not None:
             acc = read_accounts(accounts)
@@ -100,12 +113,12 @@ def scan(
     out.mkdir(parents=True, exist_ok=True)
     write_verdicts(verdicts, out)
     with console.status("writing report"):
-        page = render_scan_report(verdicts, features, lf, n_calls=calls.n_good)
+        page = render_scan_report(verdicts, features, lf, n_calls=frame.height)
         (out / "report.html").write_text(page)
     elapsed = time.perf_counter() - t0
     _print_top(console, verdicts)
     console.print(
-        f"{calls.n_good:,} calls, {verdicts.height:,} accounts scored in {elapsed:.1f} s -> "
+        f"{frame.height:,} calls, {verdicts.height:,} accounts scored in {elapsed:.1f} s -> "
         f"{out / 'report.html'}"
     )
 

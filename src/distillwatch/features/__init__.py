@@ -6,20 +6,22 @@ from distillwatch.features.benchmarks import (
     benchmark_matches,
     default_index,
 )
+from distillwatch.features.calls import CALL_FRAME_SCHEMA, call_frame, prompt_frame
 from distillwatch.features.templates import (
     FAMILY_KINDS,
     account_template_features,
     family_stats,
     template_families,
 )
-from distillwatch.features.text import prompt_frame
 
 __all__ = [
     "BENCHMARKS",
+    "CALL_FRAME_SCHEMA",
     "FAMILY_KINDS",
     "BenchmarkIndex",
     "account_template_features",
     "benchmark_matches",
+    "call_frame",
     "default_index",
     "family_stats",
     "prompt_frame",

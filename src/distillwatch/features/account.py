@@ -7,61 +7,12 @@ count that can be compared with the population (the scorer does that, not this m
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
-from distillwatch.features.text import last_user_message
-
-# task types, by keyword on the prompt (first match wins, in this order)
-TASK_TYPES: tuple[tuple[str, str], ...] = (
-    ("code", r"(?i)```|\bdef \w+\(|\bfunction\b|\bpython\b|\bjavascript\b|\bsql\b|\bclass \w+|"
-             r"\bcode\b|\bcompile|\bbug\b|\bregex\b|\bjava\b|\bc\+\+|\brust\b|\bapi\b"),
-    ("math", r"(?i)\bhow many\b|\bhow much\b|\bcalculate\b|\bequation\b|\bsolve\b|\bprobability\b|"
-             r"\d+\s*[\+\-\*/x×]\s*\d+|\bpercent\b|\bintegral\b|\bderivative\b|\$\d"),
-    ("mcq", r"(?m)^\s*[A-D][\.\)]\s"),
-    ("writing", r"(?i)\b(write|draft|compose|rewrite|paraphrase|summari[sz]e|translate)\b"),
-    ("reasoning", r"(?i)\b(why|explain|reason|prove|logic|riddle|puzzle)\b"),
-)  # fmt: skip
+from distillwatch.features.calls import TASK_TYPES
 
 HIGH_MAX_TOKENS = 8192
 NIGHT_HOURS = (0, 1, 2, 3, 4, 5)
-
-
-def task_type() -> pl.Expr:
-    """The task type of a call's prompt: ``tool`` when tools are sent, else by keyword."""
-    expr: Any = pl.when(pl.col("n_tools") > 0).then(pl.lit("tool"))
-    for name, pattern in TASK_TYPES:
-        expr = expr.when(pl.col("prompt").str.contains(pattern)).then(pl.lit(name))
-    out: pl.Expr = expr.otherwise(pl.lit("chat")).alias("task_type")
-    return out
-
-
-def call_features(calls: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per call with the plain columns the account features aggregate."""
-    req, resp = pl.col("request"), pl.col("response")
-    msgs = req.struct.field("messages")
-    usage = resp.struct.field("usage")
-    return calls.select(
-        "account_id",
-        "ts",
-        "model",
-        last_user_message().alias("prompt"),
-        msgs.list.len().alias("n_messages"),
-        req.struct.field("tools").list.len().fill_null(0).alias("n_tools"),
-        req.struct.field("system").is_not_null().alias("has_system"),
-        req.struct.field("max_tokens").alias("max_tokens"),
-        req.struct.field("n").fill_null(1).alias("n"),
-        req.struct.field("logprobs").fill_null(False).alias("logprobs"),
-        req.struct.field("top_logprobs").fill_null(0).alias("top_logprobs"),
-        req.struct.field("seed").alias("seed"),
-        req.struct.field("temperature").alias("temperature"),
-        req.struct.field("reasoning_effort").alias("reasoning_effort"),
-        usage.struct.field("input_tokens").alias("input_tokens"),
-        usage.struct.field("output_tokens").alias("output_tokens"),
-        resp.struct.field("finish_reason").alias("finish_reason"),
-        pl.col("client").struct.field("ip").alias("ip"),
-    ).with_columns(task_type())
 
 
 def _share(cond: pl.Expr) -> pl.Expr:
@@ -69,16 +20,16 @@ def _share(cond: pl.Expr) -> pl.Expr:
 
 
 def account_features(
-    calls: pl.LazyFrame,
+    cf: pl.LazyFrame,
     accounts: pl.LazyFrame | None = None,
     models: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """One row per account seen in ``calls`` with every behavioural feature.
+    """One row per account seen in the call frame ``cf`` (:func:`~distillwatch.features.calls.call_frame`)
+    with every behavioural feature.
 
     ``accounts`` adds metadata (age, channel, verification, allowlist, shared payment);
     ``models`` adds the release pivot (share of calls on a model in its first 24 h).
     """
-    cf = call_features(calls)
     per_prompt_seeds = (
         cf.filter(pl.col("seed").is_not_null())
         .group_by("account_id", "prompt")

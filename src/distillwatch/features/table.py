@@ -9,8 +9,8 @@ import polars as pl
 from distillwatch.core.schema import SIGNUP_CHANNELS
 from distillwatch.features.account import account_features
 from distillwatch.features.benchmarks import BenchmarkIndex, benchmark_matches, default_index
+from distillwatch.features.calls import call_frame, is_call_frame
 from distillwatch.features.templates import account_template_features, template_families
-from distillwatch.features.text import prompt_frame
 
 if TYPE_CHECKING:
     from distillwatch.rules import RuleSet
@@ -37,9 +37,18 @@ def text_features(
     """Per account: share of calls firing each rule, template-family use, benchmark sweeps."""
     out = prompts.select("account_id").unique()
     if rules is not None and len(rules):
-        fired = rules.signals(prompts.select("account_id", "prompt", "system"))
-        shares = fired.group_by("account_id").agg(
-            [pl.col(c).cast(pl.Float64).mean() for c in rules.columns]
+        # rules run once per distinct (prompt, system): logs repeat prompts (about 2.5 calls
+        # per distinct text in the default scenario), and the regexes are the costly part
+        keyed = prompts.select(
+            "account_id", "prompt", "system", pl.struct("prompt", "system").hash(7).alias("key")
+        )
+        distinct = keyed.unique(subset="key", keep="any").select("key", "prompt", "system")
+        fired = rules.signals(distinct).select("key", *rules.columns)
+        shares = (
+            keyed.select("account_id", "key")
+            .join(fired, on="key", how="left")
+            .group_by("account_id")
+            .agg([pl.col(c).cast(pl.Float64).mean() for c in rules.columns])
         )
         out = out.join(shares, on="account_id", how="left")
     fam = account_template_features(template_families(prompts.select("account_id", "prompt")))
@@ -54,7 +63,7 @@ def text_features(
 
 
 def feature_table(
-    calls: pl.LazyFrame,
+    calls: pl.LazyFrame | pl.DataFrame,
     accounts: pl.LazyFrame | None = None,
     models: pl.LazyFrame | None = None,
     *,
@@ -64,10 +73,18 @@ def feature_table(
 ) -> pl.DataFrame:
     """One row per account with calls: behavioural, text and metadata features, numeric
     (signup channel one-hot), ready for a detector. ``org_id`` and ``allowlisted`` ride along.
-    ``text=False`` skips the text features (rules, templates, benchmarks)."""
-    feats = account_features(calls, accounts, models)
-    org = calls.group_by("account_id").agg(pl.col("org_id").drop_nulls().first())
-    out = feats.join(org, on="account_id", how="left")
+
+    ``calls`` is a call frame (:func:`~distillwatch.features.calls.call_frame`) or canonical
+    calls, which are turned into one first. ``text=False`` skips the text features (rules,
+    templates, benchmarks)."""
+    if isinstance(calls, pl.DataFrame):
+        calls = calls.lazy()
+    cf = (calls if is_call_frame(calls) else call_frame(calls)).collect().lazy()
+    out = account_features(cf, accounts, models).join(
+        cf.group_by("account_id").agg(pl.col("org_id").drop_nulls().first()),
+        on="account_id",
+        how="left",
+    )
     if accounts is not None:
         out = out.with_columns(
             [
@@ -84,6 +101,6 @@ def feature_table(
         out = out.with_columns(pl.lit(None, pl.Float64).alias("new_model_24h_share"))
     table = out.collect()
     if text:
-        prompts = prompt_frame(calls).select("account_id", "prompt", "system").collect()
+        prompts = cf.select("account_id", "prompt", "system").collect()
         table = table.join(text_features(prompts, rules, benchmarks), on="account_id", how="left")
     return table.sort("account_id")

@@ -65,6 +65,7 @@ from distillwatch.ingest.sources import (
 
 PathArg = str | Path | Iterable[str | Path]
 Reader = Callable[..., ReadResult]
+Transform = Callable[[pa.Table], pa.Table]
 
 _RECORD: Final = "<record>"
 _FILE: Final = "<file>"
@@ -87,14 +88,24 @@ def read_calls(
     on_error: OnError | None = None,
     progress: Progress | None = None,
     max_errors: int = DEFAULT_MAX_ERRORS,
+    transform: Transform | None = None,
 ) -> ReadResult:
     """Read call logs (files or directories of ``.jsonl[.gz|.zst]`` / ``.parquet``).
 
     ``on_error`` sees every bad record as it is found; ``progress`` is called with the number
     of records (lines or rows) processed since its last call; ``max_errors`` caps how many
-    errors the result keeps (``n_bad`` still counts all).
+    errors the result keeps (``n_bad`` still counts all). ``transform``, when given, is applied
+    to each batch of good records as it is read (a projection or a filter), so a large log
+    never has to be held whole; the result's table is then the concatenation of its outputs.
     """
-    return read_table(CALLS, paths, on_error=on_error, progress=progress, max_errors=max_errors)
+    return read_table(
+        CALLS,
+        paths,
+        on_error=on_error,
+        progress=progress,
+        max_errors=max_errors,
+        transform=transform,
+    )
 
 
 def read_accounts(
@@ -152,28 +163,38 @@ def read_table(
     on_error: OnError | None = None,
     progress: Progress | None = None,
     max_errors: int = DEFAULT_MAX_ERRORS,
+    transform: Transform | None = None,
 ) -> ReadResult:
-    """Read ``paths`` as the table ``spec`` describes; the readers above are thin wrappers."""
+    """Read ``paths`` as the table ``spec`` describes; the readers above are thin wrappers.
+    ``transform`` maps each batch of good records as it is read (see :func:`read_calls`)."""
     files = input_files(paths, spec.name)
     log = ErrorLog(max_errors, on_error)
     tick = progress or _ignore
     tables: list[pa.Table] = []
+    n_good = 0
     for path in files:
         fmt, compression = file_format(path)
+        if fmt == "parquet":
+            batches = _read_parquet(spec, path, log, tick)
+        elif fmt == "csv":
+            batches = _read_csv(spec, path, compression, log, tick)
+        else:
+            batches = _read_jsonl(spec, path, compression, log, tick)
         try:
-            if fmt == "parquet":
-                tables.extend(_read_parquet(spec, path, log, tick))
-            elif fmt == "csv":
-                tables.extend(_read_csv(spec, path, compression, log, tick))
-            else:
-                tables.extend(_read_jsonl(spec, path, compression, log, tick))
+            for batch in batches:
+                n_good += batch.num_rows
+                tables.append(batch if transform is None else transform(batch))
         except _FILE_ERRORS as exc:
             log.add(str(path), 0, _FILE, f"cannot read file: {exc}")
-    table = pa.concat_tables(tables) if tables else spec.schema.empty_table()
+    if tables:
+        table = pa.concat_tables(tables)
+    else:
+        empty = spec.schema.empty_table()
+        table = empty if transform is None else transform(empty)
     return ReadResult(
         table=table,
         errors=tuple(log.errors),
-        n_good=table.num_rows,
+        n_good=n_good,
         n_bad=log.count,
         files=tuple(str(p) for p in files),
     )

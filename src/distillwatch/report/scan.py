@@ -7,7 +7,6 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from distillwatch.core.values import TIERS
-from distillwatch.features.text import last_user_message
 from distillwatch.report.html import document, esc, figure, svg, table
 
 TIER_COLORS = {"allow": "#9ecae1", "watch": "#fdd0a2", "throttle": "#fd8d3c", "block": "#d62728"}
@@ -100,7 +99,7 @@ def _task_mix(features: pl.DataFrame, ids: list[str]) -> str | None:
 def _examples(calls: pl.LazyFrame, ids: list[str], k: int = 3) -> dict[str, list[str]]:
     ex = (
         calls.filter(pl.col("account_id").is_in(ids))
-        .select("account_id", "ts", last_user_message().alias("prompt"))
+        .select("account_id", "ts", "prompt")
         .sort("account_id", "ts")
         .group_by("account_id", maintain_order=True)
         .agg(pl.col("prompt").unique(maintain_order=True).head(k))
@@ -127,7 +126,7 @@ def render_scan_report(
     verdicts: pl.DataFrame, features: pl.DataFrame, calls: pl.LazyFrame, *, top: int = 20,
     n_calls: int | None = None,
 ) -> str:  # fmt: skip
-    """The report page (a string) for one scan."""
+    """The report page (a string) for one scan; ``calls`` is the scan's call frame."""
     ids = verdicts.head(top)["account_id"].to_list()
     tiers = dict(verdicts.group_by("tier").len().iter_rows())
     cards = [("accounts", f"{verdicts.height:,}")]
