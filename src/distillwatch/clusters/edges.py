@@ -1,0 +1,663 @@
+"""Typed, weighted links between accounts: what two accounts share, and how telling that is.
+
+Every edge type is a group-by on a shared key (a card, an address in a window, a template
+family, an activity bucket), then pairs within each key. A key shared by more accounts than its
+cap is dropped, and a busy timing bucket is split into capped sub-buckets (see
+:class:`~distillwatch.clusters.config.GraphConfig`), so the cost is bounded by the caps squared
+times the number of keys, never the number of accounts squared. Edge types:
+
+- ``payment`` (strong): the same payment fingerprint pays for both accounts.
+- ``org`` (strong, declared): the same ``org_id``.
+- ``ip`` (medium): the same address within one ``ip_window`` bucket; addresses used by more than
+  ``max_key_accounts`` accounts over the frame (NAT, CGNAT) are dropped, rarer ones weighted by IDF.
+- ``subnet24`` (weak): the same IPv4 /24 within one ``subnet24_window`` bucket, likewise capped;
+  only for pairs with no ``ip`` edge (a shared address already implies its /24).
+- ``asn`` (very weak): the same ASN within one ``asn_window`` bucket, each ASN-window capped.
+- ``client`` (weak): the same user agent and TLS fingerprint, weighted by IDF: a stock SDK used by
+  thousands is no evidence, a custom harvesting client is.
+- ``template`` (weak): the same rarely used *template* family; duplicate families are ignored.
+- ``timing`` (medium): active in the same short buckets far more often than chance, on several
+  days (SynchroTrap-style co-occurrence with a per-bucket cap).
+- ``signup_burst`` (weak): created within a short window through the same sign-up channel.
+- ``handover`` (strong): one account's first call soon after another's last call, the two
+  sharing a template family, client or /24 that few accounts use: a banned account replaced by a
+  fresh one. Full weight needs two kinds of thing shared.
+
+``payment`` and ``signup_burst`` need the account table; ``org`` reads it, else the calls' org.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Final
+
+import numpy as np
+import polars as pl
+
+from distillwatch.clusters.config import GraphConfig
+
+__all__ = ["EDGE_SCHEMA", "account_edges"]
+
+EDGE_SCHEMA: Final = pl.Schema(
+    {
+        "src": pl.String(),
+        "dst": pl.String(),
+        "type": pl.String(),
+        "weight": pl.Float64(),
+        "support": pl.UInt32(),
+        "key": pl.String(),
+    }
+)
+"""Columns of :func:`account_edges`: one row per account pair (``src < dst``) and edge type.
+``support`` counts the shared items (cards, buckets, families, fingerprints); ``key`` is a short
+example of what is shared, for an analyst."""
+
+_SLIM: Final = pl.Schema(
+    {
+        "account_id": pl.String(),
+        "org_id": pl.String(),
+        "ts": pl.Datetime("us", "UTC"),
+        "ip": pl.String(),
+        "asn": pl.Int64(),
+        "user_agent": pl.String(),
+        "tls_fingerprint": pl.String(),
+        "family_id": pl.UInt64(),
+        "family_kind": pl.String(),
+    }
+)
+Label = Callable[[pl.Expr], pl.Expr]  # a key column -> its text in ``key``
+_SUB_BUCKET_SEED: Final = 0x5EED_7157  # fixed: the same calls always split the same way
+
+
+def _span(td: timedelta) -> str:
+    """``5-min``, ``1-h``, ``1-day``: a window's length as a bucket label."""
+    secs = int(td.total_seconds())
+    if secs % 86_400 == 0:
+        return f"{secs // 86_400}-day"
+    if secs % 3600 == 0:
+        return f"{secs // 3600}-h"
+    if secs % 60 == 0:
+        return f"{secs // 60}-min"
+    return f"{secs}-s"
+
+
+def _duration_text(seconds: pl.Expr) -> pl.Expr:
+    """``"12 min"`` under two hours, else ``"3.5 h"``."""
+    return (
+        pl.when(seconds < 7200)
+        .then(pl.format("{} min", (seconds / 60).round(0).cast(pl.Int64)))
+        .otherwise(pl.format("{} h", (seconds / 3600).round(1)))
+    )
+
+
+def _idf(n: pl.Expr, population: float) -> pl.Expr:
+    """Rarity of a key shared by ``n`` accounts: 1 for two accounts, 0 for everyone."""
+    return ((population / n.cast(pl.Float64)).log() / math.log(population / 2.0)).clip(0.0, 1.0)
+
+
+def _pairs(members: pl.DataFrame, on: list[str], cap: int) -> pl.DataFrame:
+    """Account pairs (``src < dst``) sharing a key ``on``, over keys held by 2..``cap`` accounts.
+
+    ``members`` holds one row per key and account; other columns come along for both ends (the
+    far end's with a ``_dst`` suffix), and ``n_key`` is the key's account count."""
+    sized = members.with_columns(pl.len().over(on).alias("n_key")).filter(
+        (pl.col("n_key") >= 2) & (pl.col("n_key") <= cap)
+    )
+    left = sized.rename({"account_id": "src"})
+    right = sized.drop("n_key").rename({"account_id": "dst"})
+    return left.join(right, on=on, suffix="_dst").filter(pl.col("src") < pl.col("dst"))
+
+
+def _shared(members: pl.DataFrame, on: list[str], cap: int) -> pl.DataFrame:
+    """Per pair sharing keys ``on`` of ``members`` (``account_id``, ``on``, ``k``, ``idf``):
+    ``support`` (keys shared), ``evidence`` (their IDF summed), ``example`` (the rarest ``k``),
+    ``n`` (its accounts) and ``n_keys`` (distinct ``k``)."""
+    rarest = [pl.col("idf"), pl.col("k")]
+    return (
+        _pairs(members, on, cap)
+        .group_by("src", "dst")
+        .agg(
+            pl.len().alias("support"),
+            pl.col("idf").sort().sum().alias("evidence"),
+            pl.col("k").sort_by(rarest, descending=[True, False]).first().alias("example"),
+            pl.col("n_key").sort_by(rarest, descending=[True, False]).first().alias("n"),
+            pl.col("k").n_unique().alias("n_keys"),
+        )
+    )
+
+
+def _edges(
+    frame: pl.DataFrame, kind: str, weight: pl.Expr, support: pl.Expr, key: pl.Expr
+) -> pl.DataFrame:
+    """``frame`` (one row per pair) in :data:`EDGE_SCHEMA` form, zero-weight rows dropped."""
+    return (
+        frame.select(
+            "src",
+            "dst",
+            pl.lit(kind).alias("type"),
+            weight.cast(pl.Float64).alias("weight"),
+            support.cast(pl.UInt32).alias("support"),
+            key.cast(pl.String).alias("key"),
+        )
+        .filter(pl.col("weight") > 0)
+        .cast(EDGE_SCHEMA)
+    )
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema=EDGE_SCHEMA)
+
+
+def _more(n_keys: pl.Expr) -> pl.Expr:
+    """`` (+2 more)`` after an example key when the pair shares more than one."""
+    return pl.when(n_keys > 1).then(pl.format(" (+{} more)", n_keys - 1)).otherwise(pl.lit(""))
+
+
+def _plural(n: pl.Expr, word: str) -> pl.Expr:
+    """``word`` or ``word + "s"`` by the count ``n``."""
+    return pl.when(n == 1).then(pl.lit(word)).otherwise(pl.lit(word + "s"))
+
+
+def _slim(calls: pl.DataFrame) -> pl.DataFrame:
+    """The columns edges read, typed; absent optional columns become nulls."""
+    missing = {"account_id", "ts"} - set(calls.columns)
+    if missing:
+        raise ValueError(f"calls lack required columns {sorted(missing)}")
+    return calls.select(
+        pl.col(name).cast(dtype) if name in calls.columns else pl.lit(None, dtype).alias(name)
+        for name, dtype in _SLIM.items()
+    )
+
+
+# --- account-table edges ------------------------------------------------------------------------
+
+
+def _payment_edges(accounts: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
+    members = (
+        accounts.select("account_id", pl.col("payment_fingerprint").alias("k"))
+        .drop_nulls()
+        .unique()
+    )
+    pairs = _pairs(members, ["k"], cfg.max_payment_accounts)
+    return _edges(
+        pairs,
+        "payment",
+        pl.lit(cfg.payment_weight),
+        pl.lit(1),
+        pl.format("{} ({} accounts)", "k", "n_key"),
+    )
+
+
+def _org_edges(orgs: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
+    pairs = _pairs(orgs.rename({"org_id": "k"}), ["k"], cfg.max_org_accounts)
+    return _edges(
+        pairs, "org", pl.lit(cfg.org_weight), pl.lit(1), pl.format("{} ({} accounts)", "k", "n_key")
+    )
+
+
+def _signup_edges(accounts: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
+    """Pairs created within ``signup_window`` through one channel: pairs within calendar windows
+    and within windows shifted by half a window, so no pair is lost to a window edge."""
+    w = cfg.signup_window
+    base = accounts.select(
+        "account_id", pl.col("signup_channel").alias("ch"), pl.col("created_at").alias("c")
+    ).drop_nulls()
+    found = [
+        _pairs(
+            base.with_columns((pl.col("c") + shift).dt.truncate(w).alias("g")),
+            ["ch", "g"],
+            cfg.max_signup_accounts,
+        ).drop("g", "n_key")
+        for shift in (timedelta(0), w / 2)
+    ]
+    gap = (pl.col("c") - pl.col("c_dst")).abs().dt.total_seconds()
+    pairs = pl.concat(found).unique(["src", "dst"]).filter(gap <= w.total_seconds())
+    return _edges(
+        pairs,
+        "signup_burst",
+        pl.lit(cfg.signup_burst_weight),
+        pl.lit(1),
+        pl.format("{} sign-ups {} apart", "ch", _duration_text(gap)),
+    )
+
+
+# --- infrastructure edges -----------------------------------------------------------------------
+
+
+def _bucketed_edges(
+    calls: pl.DataFrame,
+    key: pl.Expr,
+    *,
+    kind: str,
+    window: timedelta,
+    weight: float,
+    full: float,
+    cap: int,
+    frame_cap: bool,
+    population: float,
+    label: Label,
+) -> pl.DataFrame:
+    """Pairs using one key (address, /24, ASN) within one ``window`` bucket.
+
+    Evidence is the IDF-weighted count of shared (key, bucket) cells, IDF from the key's accounts
+    over the frame; the edge reaches ``weight`` at ``full``. Cells with more than ``cap`` accounts
+    are dropped, and with ``frame_cap`` so are keys with more than ``cap`` accounts over the frame.
+    """
+    cells = (
+        calls.select("account_id", key.alias("k"), pl.col("ts").dt.truncate(window).alias("t"))
+        .drop_nulls()
+        .unique()
+    )
+    n_all = cells.group_by("k").agg(pl.col("account_id").n_unique().alias("n_all"))
+    if frame_cap:
+        n_all = n_all.filter(pl.col("n_all") <= cap)
+    cells = cells.join(n_all, on="k").with_columns(_idf(pl.col("n_all"), population).alias("idf"))
+    pairs = _shared(cells.drop("n_all"), ["k", "t"], cap)
+    return _edges(
+        pairs,
+        kind,
+        weight * (pl.col("evidence") / full).clip(upper_bound=1.0),
+        pl.col("support"),
+        pl.format(
+            "{}{}, {} shared {} {}",
+            label(pl.col("example")),
+            _more(pl.col("n_keys")),
+            "support",
+            pl.lit(_span(window)),
+            _plural(pl.col("support"), "window"),
+        ),
+    )
+
+
+def _subnet24(ip: pl.Expr) -> pl.Expr:
+    return ip.str.extract(r"^(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}$")
+
+
+def _client_label() -> pl.Expr:
+    """``user_agent | tls <first 12 of fingerprint>``; null when both are unknown."""
+    ua, tls = pl.col("user_agent"), pl.col("tls_fingerprint")
+    return (
+        pl.when(ua.is_not_null() | tls.is_not_null())
+        .then(pl.format("{} | tls {}", ua.fill_null("?"), tls.fill_null("?").str.slice(0, 12)))
+        .alias("k")
+    )
+
+
+def _client_members(calls: pl.DataFrame, cfg: GraphConfig, population: float) -> pl.DataFrame:
+    """One row per account and client fingerprint, for fingerprints used by at most
+    ``max_client_accounts`` accounts and ``client_max_share`` of the ``population``."""
+    members = calls.select("account_id", _client_label()).drop_nulls().unique()
+    cap = min(cfg.max_client_accounts, max(2, math.floor(cfg.client_max_share * population)))
+    return (
+        members.with_columns(pl.len().over("k").alias("n"))
+        .filter(pl.col("n") <= cap)
+        .with_columns(_idf(pl.col("n"), population).alias("idf"))
+    )
+
+
+def _client_edges(calls: pl.DataFrame, cfg: GraphConfig, population: float) -> pl.DataFrame:
+    members = _client_members(calls, cfg, population).drop("n")
+    pairs = _shared(members, ["k"], cfg.max_client_accounts)
+    return _edges(
+        pairs,
+        "client",
+        cfg.client_weight * pl.col("evidence").clip(upper_bound=1.0),
+        pl.col("support"),
+        pl.format("{} ({} accounts)", "example", "n"),
+    )
+
+
+# --- content and behaviour edges ----------------------------------------------------------------
+
+
+def _template_members(calls: pl.DataFrame, cfg: GraphConfig, population: float) -> pl.DataFrame:
+    """One row per account and template family it uses (at least ``template_min_calls`` calls),
+    for families with at most ``max_template_accounts`` accounts."""
+    return (
+        calls.filter((pl.col("family_kind") == "template") & pl.col("family_id").is_not_null())
+        .group_by("account_id", "family_id")
+        .len()
+        .filter(pl.col("len") >= cfg.template_min_calls)
+        .with_columns(pl.len().over("family_id").alias("n"))
+        .filter(pl.col("n") <= cfg.max_template_accounts)
+        .select(
+            "account_id",
+            pl.col("family_id").alias("k"),
+            _idf(pl.col("n"), population).alias("idf"),
+        )
+    )
+
+
+def _template_edges(calls: pl.DataFrame, cfg: GraphConfig, population: float) -> pl.DataFrame:
+    members = _template_members(calls, cfg, population)
+    pairs = _shared(members, ["k"], cfg.max_template_accounts)
+    return _edges(
+        pairs,
+        "template",
+        cfg.template_weight * (pl.col("evidence") / cfg.template_full).clip(upper_bound=1.0),
+        pl.col("support"),
+        pl.format(
+            "template family {} ({} accounts){}",
+            pl.col("example").cast(pl.String),
+            "n",
+            _more(pl.col("support")),
+        ),
+    )
+
+
+def _poisson_surprise(observed: pl.Series, expected: pl.Series) -> pl.Series:
+    """``-log10 P(X >= observed)`` for ``X ~ Poisson(expected)``, element-wise (finite)."""
+    from scipy.stats import poisson
+
+    log_tail = poisson.logsf(observed.cast(pl.Float64).to_numpy() - 1.0, expected.to_numpy())
+    return pl.Series(np.nan_to_num(-log_tail / math.log(10), posinf=1e6), dtype=pl.Float64)
+
+
+def _co_occurrence(active: pl.DataFrame, n: int) -> pl.DataFrame:
+    """``src``, ``dst`` (``src < dst``), ``support`` (cells shared) and ``days`` (days with one)
+    from ``ix``, ``cell``, ``day`` rows (one per account and active cell): a sparse product of the
+    account-by-cell matrix with itself per day, which costs the sum of squared cell sizes."""
+    from scipy.sparse import csr_matrix, triu
+
+    support: Any = None
+    days: Any = None
+    for part in active.partition_by("day", maintain_order=True):
+        rows = part.get_column("ix").to_numpy().astype(np.int64)
+        cells = part.get_column("cell").to_numpy()
+        ones = np.ones(len(rows), dtype=np.int32)
+        matrix = csr_matrix((ones, (rows, cells)), shape=(n, int(cells.max()) + 1))
+        shared = triu(matrix @ matrix.T, k=1).tocsr()
+        seen = (shared > 0).astype(np.int32)
+        support = shared if support is None else support + shared
+        days = seen if days is None else days + seen
+    if support is None:
+        return pl.DataFrame(
+            schema={"src": pl.UInt32, "dst": pl.UInt32, "support": pl.Int64, "days": pl.Int64}
+        )
+    s, d = support.tocoo(), days.tocoo()
+    counts = pl.DataFrame({"src": s.row, "dst": s.col, "support": s.data.astype(np.int64)})
+    on_days = pl.DataFrame({"src": d.row, "dst": d.col, "days": d.data.astype(np.int64)})
+    return counts.join(on_days, on=["src", "dst"]).cast({"src": pl.UInt32, "dst": pl.UInt32})
+
+
+def _timing_edges(calls: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
+    """SynchroTrap-style synchronized activity.
+
+    Each account's set of active ``timing_bucket`` buckets; for a pair, the expected number of
+    shared buckets under independence is ``|A| * |B| * sum_b(w_b^2 / k_b)``, where ``w_b`` is the
+    bucket's share of all account-bucket activity (so the daily peak is expected to be shared)
+    and ``k_b`` the number of sub-buckets a busy bucket is split into. A pair's *surprise* is
+    ``-log10`` of the Poisson chance of sharing at least that many buckets, less ``log10`` of the
+    number of candidate pairs (a Bonferroni correction: among 100,000 pairs, a one-in-100,000
+    pair is expected once). Accounts that could not reach ``timing_min_lift`` with anyone, being active
+    in too many buckets, are left out."""
+    active = calls.select("account_id", pl.col("ts").dt.truncate(cfg.timing_bucket).alias("b"))
+    active = active.unique()
+    if active.height == 0:
+        return _empty()
+    occupancy = active.group_by("b").agg(pl.len().alias("n_b")).sort("b")  # fixed sum order
+    w2 = (pl.col("n_b") / pl.col("n_b").sum()) ** 2
+    concentration = float(occupancy.select(w2.sum()).item())
+    per_account = active.group_by("account_id").agg(
+        pl.len().alias("nb"), pl.col("b").dt.date().n_unique().alias("days")
+    )
+    most_buckets = 1.0 / (cfg.timing_min_lift * concentration)
+    candidates = per_account.filter(
+        (pl.col("nb") >= cfg.timing_min_buckets)
+        & (pl.col("days") >= cfg.timing_min_days)
+        & (pl.col("nb") <= most_buckets)
+    )
+    if candidates.height < 2:
+        return _empty()
+    active = active.join(candidates.select("account_id"), on="account_id")
+    cap = cfg.timing_max_bucket_accounts
+    split = (
+        active.group_by("b")
+        .agg(pl.len().alias("n_c"))
+        .with_columns(((pl.col("n_c") + cap - 1) // cap).alias("k_b"))
+    )
+    scale = float(
+        occupancy.join(split, on="b", how="left", maintain_order="left")
+        .select((w2 / pl.col("k_b").fill_null(1)).sum())
+        .item()
+    )
+    # integer ids, in account-id order so that ``src < dst`` holds for both
+    index = candidates.select("account_id").sort("account_id").with_row_index("ix")
+    active = (
+        active.join(split.select("b", "k_b"), on="b")
+        .with_columns(
+            (pl.struct("account_id", "b").hash(_SUB_BUCKET_SEED) % pl.col("k_b")).alias("sub")
+        )
+        .filter(pl.len().over("b", "sub") <= 2 * cap)
+        .join(index, on="account_id")
+        .select(
+            "ix",
+            pl.struct("b", "sub").rank("dense").cast(pl.Int64).sub(1).alias("cell"),
+            pl.col("b").dt.date().rank("dense").cast(pl.Int64).sub(1).alias("day"),
+        )
+    )
+    shared = _co_occurrence(active, index.height)
+    nb = candidates.join(index, on="account_id").select("ix", "nb")
+    pairs = (
+        shared.filter(
+            (pl.col("support") >= cfg.timing_min_shared) & (pl.col("days") >= cfg.timing_min_days)
+        )
+        .join(nb.rename({"ix": "src"}), on="src")
+        .join(nb.rename({"ix": "dst", "nb": "nb_dst"}), on="dst")
+        .with_columns((pl.col("nb") * pl.col("nb_dst") * scale).alias("expected"))
+        .filter(pl.col("support") >= cfg.timing_min_lift * pl.col("expected"))
+    )
+    compared = candidates.height * (candidates.height - 1) / 2
+    surprise = _poisson_surprise(pairs.get_column("support"), pairs.get_column("expected"))
+    pairs = (
+        pairs.with_columns((surprise - math.log10(compared)).alias("surprise"))
+        .filter(pl.col("surprise") >= cfg.timing_min_surprise)
+        .join(index.rename({"ix": "src", "account_id": "src_id"}), on="src")
+        .join(index.rename({"ix": "dst", "account_id": "dst_id"}), on="dst")
+        .drop("src", "dst")
+        .rename({"src_id": "src", "dst_id": "dst"})
+    )
+    return _edges(
+        pairs,
+        "timing",
+        cfg.timing_weight * (pl.col("surprise") / cfg.timing_full_surprise).clip(upper_bound=1.0),
+        pl.col("support"),
+        pl.format(
+            "{} shared {} buckets over {} {} (expected {})",
+            "support",
+            pl.lit(_span(cfg.timing_bucket)),
+            "days",
+            _plural(pl.col("days"), "day"),
+            pl.col("expected").round(1),
+        ),
+    )
+
+
+def _handover_edges(
+    calls: pl.DataFrame, accounts: pl.DataFrame | None, cfg: GraphConfig
+) -> pl.DataFrame:
+    """Account ``b`` starts within ``handover_window`` after account ``a`` stops, and they share a
+    template family, client fingerprint or /24 held by at most ``max_key_accounts`` accounts. Candidate pairs come from a join on the hour
+    of ``b``'s first call against the hours after ``a``'s last call, not from all pairs."""
+    if calls.height == 0:
+        return _empty()
+    start, end = calls.select(
+        pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end")
+    ).row(0)
+    window, quiet = cfg.handover_window, cfg.handover_min_quiet
+    span = calls.group_by("account_id").agg(
+        pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")
+    )
+    hours = math.ceil(window / timedelta(hours=1))
+    stoppers = (
+        span.filter(pl.col("last") <= end - quiet)
+        .select(
+            pl.col("account_id").alias("a"),
+            "last",
+            pl.int_ranges(0, hours + 1).alias("dh"),
+        )
+        .explode("dh")
+        .with_columns(
+            (pl.col("last").dt.truncate("1h") + pl.duration(hours=pl.col("dh"))).alias("h")
+        )
+    )
+    starters = span.filter(pl.col("first") >= start + quiet).select(
+        pl.col("account_id").alias("b"), "first", pl.col("first").dt.truncate("1h").alias("h")
+    )
+    gap = pl.col("first") - pl.col("last")
+    cand = stoppers.join(starters, on="h").filter(
+        (gap > timedelta(0)) & (gap <= window) & (pl.col("a") != pl.col("b"))
+    )
+    if accounts is not None:
+        created = accounts.select(pl.col("account_id").alias("b"), "created_at")
+        cand = cand.join(created, on="b", how="left").filter(
+            pl.col("created_at").is_null() | (pl.col("created_at") >= pl.col("last") - window)
+        )
+    cand = cand.select("a", "b", "first", "last")
+    if cand.height == 0:
+        return _empty()
+    keys = (
+        pl.concat(
+            [
+                calls.filter(pl.col("family_kind") == "template").select(
+                    "account_id",
+                    pl.lit("template").alias("what"),
+                    pl.col("family_id").cast(pl.String).alias("k"),
+                ),
+                calls.select("account_id", pl.lit("client").alias("what"), _client_label()),
+                calls.select(
+                    "account_id", pl.lit("/24").alias("what"), _subnet24(pl.col("ip")).alias("k")
+                ),
+            ]
+        )
+        .drop_nulls()
+        .unique()
+        .filter(pl.len().over("what", "k") <= cfg.max_key_accounts)
+    )
+    shared = (
+        cand.join(keys.rename({"account_id": "a"}), on="a")
+        .join(keys.rename({"account_id": "b"}), on=["b", "what", "k"], how="semi")
+        .group_by("a", "b")
+        .agg(
+            pl.len().alias("support"),
+            pl.col("what").n_unique().alias("kinds"),
+            pl.col("what").unique().sort().str.join(", ").alias("what"),
+            pl.col("first").first(),
+            pl.col("last").first(),
+        )
+    )
+    pairs = shared.with_columns(
+        pl.min_horizontal("a", "b").alias("src"), pl.max_horizontal("a", "b").alias("dst")
+    )
+    return _edges(
+        pairs,
+        "handover",
+        cfg.handover_weight * (pl.col("kinds") / cfg.handover_full_kinds).clip(upper_bound=1.0),
+        pl.col("support"),
+        pl.format(
+            "{} started {} after {} stopped; shares {}",
+            "b",
+            _duration_text(gap.dt.total_seconds()),
+            "a",
+            "what",
+        ),
+    )
+
+
+def _orgs(calls: pl.DataFrame, accounts: pl.DataFrame | None) -> pl.DataFrame:
+    """``account_id``, ``org_id``: the account table's, else the first one its calls carry."""
+    from_calls = (
+        calls.filter(pl.col("org_id").is_not_null())
+        .group_by("account_id")
+        .agg(pl.col("org_id").min())
+    )
+    if accounts is None:
+        return from_calls
+    declared = accounts.select("account_id", pl.col("org_id").alias("declared"))
+    return (
+        from_calls.join(declared, on="account_id", how="full", coalesce=True)
+        .select("account_id", pl.coalesce("declared", "org_id").alias("org_id"))
+        .drop_nulls()
+    )
+
+
+def account_edges(
+    calls: pl.DataFrame,
+    accounts: pl.DataFrame | None = None,
+    config: GraphConfig = GraphConfig(),
+) -> pl.DataFrame:
+    """Typed, weighted edges between the accounts of ``calls``: one row per pair and edge type.
+
+    ``calls`` is a slim per-call frame: ``account_id``, ``ts`` and, as available, ``org_id``,
+    ``ip``, ``asn``, ``user_agent``, ``tls_fingerprint``, ``family_id`` and ``family_kind`` (from
+    :func:`~distillwatch.features.templates.template_families`); missing columns give no edges of
+    their types. ``accounts`` (the account table) adds ``payment``, ``org`` and ``signup_burst``
+    edges and the creation-time test of ``handover``; only accounts seen in ``calls`` are linked.
+    Output columns are :data:`EDGE_SCHEMA`, sorted by ``src``, ``dst``, ``type``.
+
+    >>> import datetime as dt
+    >>> t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    >>> calls = pl.DataFrame({"account_id": ["a", "b", "c"], "ts": [t0, t0, t0],
+    ...     "ip": ["203.0.113.7", "203.0.113.7", "198.51.100.1"]})
+    >>> account_edges(calls).select("src", "dst", "type", "support").rows()
+    [('a', 'b', 'ip', 1)]
+    """
+    calls = _slim(calls)
+    seen = calls.select(pl.col("account_id").unique())
+    population = float(max(seen.height, config.idf_min_accounts, 3))
+    acc = None
+    if accounts is not None:
+        acc = accounts.join(seen, on="account_id", how="semi").unique("account_id", keep="first")
+    ip, cfg = pl.col("ip"), config
+    infrastructure: list[tuple[str, pl.Expr, timedelta, float, float, bool, Label]] = [
+        ("ip", ip, cfg.ip_window, cfg.ip_weight, cfg.ip_full, True, lambda k: k),
+        (
+            "subnet24",
+            _subnet24(ip),
+            cfg.subnet24_window,
+            cfg.subnet24_weight,
+            cfg.subnet24_full,
+            True,
+            lambda k: pl.format("{}.0/24", k),
+        ),
+        (
+            "asn",
+            pl.col("asn"),
+            cfg.asn_window,
+            cfg.asn_weight,
+            cfg.asn_full,
+            False,  # every ASN is shared by many over a day: cap its windows only
+            lambda k: pl.format("AS{}", k),
+        ),
+    ]
+    infra = {
+        kind: _bucketed_edges(
+            calls,
+            key,
+            kind=kind,
+            window=window,
+            weight=weight,
+            full=full,
+            cap=cfg.max_key_accounts,
+            frame_cap=frame_cap,
+            population=population,
+            label=label,
+        )
+        for kind, key, window, weight, full, frame_cap, label in infrastructure
+    }
+    # a shared address implies its /24: the subnet says something only about other pairs
+    ip_pairs = infra["ip"].select("src", "dst")
+    infra["subnet24"] = infra["subnet24"].join(ip_pairs, on=["src", "dst"], how="anti")
+    parts = [
+        _org_edges(_orgs(calls, acc), config),
+        *infra.values(),
+        _client_edges(calls, config, population),
+        _template_edges(calls, config, population),
+        _timing_edges(calls, config),
+        _handover_edges(calls, acc, config),
+    ]
+    if acc is not None:
+        parts += [_payment_edges(acc, config), _signup_edges(acc, config)]
+    return pl.concat(parts, how="vertical").sort("src", "dst", "type")
