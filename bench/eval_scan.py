@@ -59,9 +59,9 @@ def main() -> None:
         res = Simulator(load_scenario(), pools, shipped_fit(), seed=seed).run(n, args.days)
         t1 = time.perf_counter()
         calls = pl.from_arrow(res.calls).lazy()  # type: ignore[union-attr]
-        verdicts, _ = pipe.scan(
+        verdicts = pipe.scan(
             calls, pl.from_arrow(res.accounts).lazy(), pl.from_arrow(res.models).lazy()  # type: ignore[union-attr]
-        )
+        ).verdicts
         t2 = time.perf_counter()
         truth = pl.from_arrow(res.labels)
         assert isinstance(truth, pl.DataFrame)

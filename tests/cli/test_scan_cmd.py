@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from distillwatch.cli.main import app
 from distillwatch.ingest import read_calls
 from distillwatch.scoring import VERDICT_COLUMNS
+from distillwatch.scoring.pipeline import CLUSTER_COLUMNS
 from distillwatch.sim import bundled_dir
 
 CORPORA = str(bundled_dir())
@@ -29,6 +30,28 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def cluster_detector(tmp_path_factory: pytest.TempPathFactory, detector: Path) -> Path:
+    out = tmp_path_factory.mktemp("cdet") / "cdet.json"
+    args = ["train", "--clusters", "--detector", str(detector), "--accounts", "400"]
+    args += ["--days", "2", "--seeds", "14,15", "--calibration-seed", "16"]
+    args += ["--corpora", CORPORA, "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["kind"] == "cluster" and doc["meta"]["train_campaign_clusters"] > 0
+    return out
+
+
+def test_cluster_training_refuses_the_account_detectors_seeds(
+    detector: Path, tmp_path: Path
+) -> None:
+    args = ["train", "--clusters", "--detector", str(detector), "--seeds", "11,14"]
+    args += ["--corpora", CORPORA, "--out", str(tmp_path / "x.json")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "in-sample" in result.output
+
+
+@pytest.fixture(scope="module")
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sim")
     args = ["simulate", "--accounts", "400", "--days", "2", "--seed", "21", "--quiet"]
@@ -39,7 +62,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_scan_writes_ranked_verdicts_with_evidence_and_a_report(
-    detector: Path, traffic: Path, tmp_path: Path
+    detector: Path, cluster_detector: Path, traffic: Path, tmp_path: Path
 ) -> None:
     args = [
         "scan",
@@ -48,20 +71,35 @@ def test_scan_writes_ranked_verdicts_with_evidence_and_a_report(
         str(traffic / "accounts.parquet"),
     ]
     args += ["--models", str(traffic / "models.parquet"), "--detector", str(detector)]
-    args += ["--out", str(tmp_path), "--quiet"]
+    args += ["--cluster-detector", str(cluster_detector), "--out", str(tmp_path), "--quiet"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     v = pl.read_parquet(tmp_path / "accounts.parquet")
     assert tuple(v.columns) == VERDICT_COLUMNS
     assert v["score"].is_sorted(descending=True)
-    assert v["cluster_id"].null_count() == v.height
+    clustered = v.filter(pl.col("cluster_id").is_not_null())
+    assert clustered.height > 0
+    c = pl.read_parquet(tmp_path / "clusters.parquet")
+    assert tuple(c.columns) == CLUSTER_COLUMNS
+    assert set(c["cluster_id"]) == set(clustered["cluster_id"])
+    assert (c["n_accounts"] >= 3).all() and c["score"].is_sorted(descending=True)
+    sizes = dict(clustered.group_by("cluster_id").len().iter_rows())
+    assert all(
+        sizes[r["cluster_id"]] == r["n_accounts"] == len(r["members"])
+        for r in c.iter_rows(named=True)
+    )
+    assert all("linked by" in r[0] for r in c["reasons"])
+    # every member scores at least its cluster
+    low = clustered.join(c.select("cluster_id", pl.col("score").alias("cs")), on="cluster_id")
+    assert (low["score"] >= low["cs"] - 1e-12).all()
     assert set(v["tier"]) <= {"allow", "watch", "throttle", "block"}
     flagged = v.filter(pl.col("tier") != "allow")
     assert flagged.height > 0 and (flagged["evidence"].list.len() > 0).all()
     csv = pl.read_csv(tmp_path / "accounts.csv")
     assert csv.height == v.height
     page = (tmp_path / "report.html").read_text()
-    assert page.count("<svg") >= 3 and v["account_id"][0] in page
+    assert page.count("<svg") >= 4 and v["account_id"][0] in page and "<h2>Clusters</h2>" in page
+    assert pl.read_csv(tmp_path / "clusters.csv").height == c.height
     # the detector separates this unseen seed far better than chance
     labels = pl.read_parquet(traffic / "labels.parquet")
     j = v.join(labels, on="account_id", maintain_order="left")
@@ -144,3 +182,15 @@ def test_demo_runs_end_to_end(
     metrics = json.loads((tmp_path / "scan" / "eval.json").read_text())
     assert metrics["roc_auc"] > 0.8
     assert (tmp_path / "scan" / "report.html").is_file()
+
+
+def test_no_clusters_leaves_cluster_ids_empty(
+    detector: Path, traffic: Path, tmp_path: Path
+) -> None:
+    args = ["scan", str(traffic / "calls.jsonl.gz"), "--detector", str(detector)]
+    args += ["--no-clusters", "--out", str(tmp_path), "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    v = pl.read_parquet(tmp_path / "accounts.parquet")
+    assert v["cluster_id"].null_count() == v.height
+    assert pl.read_parquet(tmp_path / "clusters.parquet").height == 0

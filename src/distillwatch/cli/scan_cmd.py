@@ -60,6 +60,18 @@ def write_verdicts(verdicts: pl.DataFrame, out: Path) -> None:
     flat.write_csv(out / "accounts.csv")
 
 
+def write_clusters(clusters: pl.DataFrame, out: Path) -> None:
+    """``clusters.parquet`` as is; ``clusters.csv`` with lists joined and evidence as JSON."""
+    clusters.write_parquet(out / "clusters.parquet", compression="zstd")
+    flat = clusters.with_columns(
+        pl.col("members").list.join(" "),
+        pl.col("edge_types").list.join(" "),
+        pl.col("reasons").list.join(" | "),
+        pl.col("evidence").list.eval(pl.element().struct.json_encode()).list.join("\n"),
+    )
+    flat.write_csv(out / "clusters.csv")
+
+
 def scan(
     logs: list[Path] = typer.Argument(
         ..., help="Call logs: files or folders (JSONL[.gz|.zst], Parquet)."
@@ -75,6 +87,12 @@ def scan(
     detector: Path | None = typer.Option(
         None, "--detector", help="Detector file (default: packaged)."
     ),
+    cluster_detector: Path | None = typer.Option(
+        None, "--cluster-detector", help="Cluster detector file (default: packaged)."
+    ),
+    clusters: bool = typer.Option(
+        True, "--clusters/--no-clusters", help="Link accounts into clusters and score them."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
 ) -> None:
     """Score every account in the logs: calibrated score, tier, evidence, and an HTML report."""
@@ -83,7 +101,10 @@ def scan(
     lo, hi = _time(since, "--since"), _time(until, "--until")
     try:
         pipe = ScanPipeline(config=ScanConfig.load(config))
+        pipe.clustering = clusters
         pipe.load_detector(detector)
+        if clusters:
+            pipe.load_cluster_detector(cluster_detector)
         with progress_bar(enabled=not quiet, console=console) as bar:
             task = bar.add_task("reading calls", total=None)
             calls = read_calls(
@@ -105,15 +126,24 @@ def scan(
             mod = read_models(models)
             _read(console, "models", mod)
             mod_lf = pl.from_arrow(mod.table).lazy()  # type: ignore[union-attr]
-        with console.status("scoring accounts"):
-            verdicts, features = pipe.scan(lf, acc_lf, mod_lf)
+        with console.status("scoring accounts and clusters"):
+            result = pipe.scan(lf, acc_lf, mod_lf)
+        verdicts, features = result.verdicts, result.features
     except DistillwatchError as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     out.mkdir(parents=True, exist_ok=True)
     write_verdicts(verdicts, out)
+    write_clusters(result.clusters, out)
     with console.status("writing report"):
-        page = render_scan_report(verdicts, features, lf, n_calls=frame.height)
+        page = render_scan_report(
+            verdicts,
+            features,
+            lf,
+            n_calls=frame.height,
+            clusters=result.clusters,
+            edges=result.edges,
+        )
         (out / "report.html").write_text(page)
     elapsed = time.perf_counter() - t0
     _print_top(console, verdicts)

@@ -32,9 +32,13 @@ TEMPLATE_COLUMNS = (
 
 
 def text_features(
-    prompts: pl.DataFrame, rules: RuleSet | None, index: BenchmarkIndex | None
+    prompts: pl.DataFrame,
+    rules: RuleSet | None,
+    index: BenchmarkIndex | None,
+    families: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Per account: share of calls firing each rule, template-family use, benchmark sweeps."""
+    """Per account: share of calls firing each rule, template-family use, benchmark sweeps.
+    ``families`` is :func:`template_families` of ``prompts`` when the caller already has it."""
     out = prompts.select("account_id").unique()
     if rules is not None and len(rules):
         # rules run once per distinct (prompt, system): logs repeat prompts (about 2.5 calls
@@ -51,7 +55,9 @@ def text_features(
             .agg([pl.col(c).cast(pl.Float64).mean() for c in rules.columns])
         )
         out = out.join(shares, on="account_id", how="left")
-    fam = account_template_features(template_families(prompts.select("account_id", "prompt")))
+    if families is None:
+        families = template_families(prompts.select("account_id", "prompt"))
+    fam = account_template_features(families)
     out = out.join(fam.select("account_id", *TEMPLATE_COLUMNS), on="account_id", how="left")
     bench = benchmark_matches(prompts.select("account_id", "prompt"), index or default_index())
     sweeps = bench.group_by("account_id").agg(
@@ -70,13 +76,15 @@ def feature_table(
     rules: RuleSet | None = None,
     benchmarks: BenchmarkIndex | None = None,
     text: bool = True,
+    families: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """One row per account with calls: behavioural, text and metadata features, numeric
     (signup channel one-hot), ready for a detector. ``org_id`` and ``allowlisted`` ride along.
 
     ``calls`` is a call frame (:func:`~distillwatch.features.calls.call_frame`) or canonical
     calls, which are turned into one first. ``text=False`` skips the text features (rules,
-    templates, benchmarks)."""
+    templates, benchmarks); ``families`` is :func:`template_families` of the calls' prompts when
+    the caller already has it."""
     if isinstance(calls, pl.DataFrame):
         calls = calls.lazy()
     cf = (calls if is_call_frame(calls) else call_frame(calls)).collect().lazy()
@@ -102,5 +110,7 @@ def feature_table(
     table = out.collect()
     if text:
         prompts = cf.select("account_id", "prompt", "system").collect()
-        table = table.join(text_features(prompts, rules, benchmarks), on="account_id", how="left")
+        table = table.join(
+            text_features(prompts, rules, benchmarks, families), on="account_id", how="left"
+        )
     return table.sort("account_id")

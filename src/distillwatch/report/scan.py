@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from distillwatch.core.values import TIERS
 from distillwatch.report.html import document, esc, figure, svg, table
@@ -122,11 +123,129 @@ def _evidence_html(evidence: list[dict[str, object]]) -> str:
     return table(("signal", "value", "median", "log-odds", "source"), rows, left=1)
 
 
+EDGE_COLORS = {
+    "payment": "#d62728",
+    "org": "#7f7f7f",
+    "ip": "#1f77b4",
+    "subnet24": "#aec7e8",
+    "asn": "#c7c7c7",
+    "client": "#9467bd",
+    "template": "#ff7f0e",
+    "timing": "#2ca02c",
+    "signup_burst": "#8c564b",
+    "handover": "#e377c2",
+}
+MAX_DRAWN = 60  # members drawn per cluster (highest scores first)
+
+
+def _cluster_graphs(
+    clusters: pl.DataFrame, edges: pl.DataFrame, verdicts: pl.DataFrame, k: int = 3
+) -> str | None:
+    """The top ``k`` clusters as graphs: nodes coloured by account score, edges by type."""
+    import igraph as ig  # the clustering dependency; only the report draws with it
+    from matplotlib import colormaps
+    from matplotlib.collections import LineCollection
+
+    top = clusters.head(k)
+    if top.is_empty():
+        return None
+    score = dict(verdicts.select("account_id", "score").iter_rows())
+    fig = Figure(figsize=(3.3 * top.height, 3.6))
+    axes = fig.subplots(1, top.height, squeeze=False)[0]
+    cmap = colormaps["viridis"]
+    seen_types: set[str] = set()
+    for ax, row in zip(axes, top.iter_rows(named=True), strict=True):
+        members = sorted(row["members"], key=lambda a: (-score.get(a, 0.0), a))[:MAX_DRAWN]
+        index = {a: i for i, a in enumerate(members)}
+        inside = edges.filter(pl.col("src").is_in(members) & pl.col("dst").is_in(members))
+        pairs = [(index[a], index[b]) for a, b in inside.select("src", "dst").iter_rows()]
+        g = ig.Graph(n=len(members), edges=sorted(set(pairs)))
+        xy = np.array(g.layout_fruchterman_reingold(seed=_circle(len(members))).coords)
+        segments, colors = [], []
+        for a, b, kind in inside.select("src", "dst", "type").iter_rows():
+            segments.append([xy[index[a]], xy[index[b]]])
+            colors.append(EDGE_COLORS.get(kind, "#bbbbbb"))
+            seen_types.add(kind)
+        ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.6, alpha=0.5))
+        ax.scatter(
+            xy[:, 0], xy[:, 1], s=26, c=[score.get(a, 0.0) for a in members], cmap=cmap,
+            vmin=0, vmax=1, edgecolors="white", linewidths=0.4, zorder=3,
+        )  # fmt: skip
+        shown = (
+            f"{len(members)} of {row['n_accounts']:,}"
+            if row["n_accounts"] > len(members)
+            else f"{row['n_accounts']:,}"
+        )
+        ax.set_title(
+            f"{row['cluster_id']} · score {row['score']:.2f}\n{shown} accounts", fontsize=8
+        )
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.spines[:].set_visible(False)
+    handles = [
+        Line2D([0], [0], color=EDGE_COLORS[t], lw=2, label=t)
+        for t in EDGE_COLORS
+        if t in seen_types
+    ]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncols=min(len(handles), 6), frameon=False,
+                   fontsize=7)  # fmt: skip
+    fig.subplots_adjust(bottom=0.16, top=0.85, wspace=0.05)
+    return svg(fig, "clusters")
+
+
+def _circle(n: int) -> list[tuple[float, float]]:
+    """Deterministic starting positions for the layout (a circle)."""
+    angles = np.linspace(0, 2 * np.pi, max(n, 1), endpoint=False)
+    return [(float(np.cos(a)), float(np.sin(a))) for a in angles[:n]]
+
+
+def _cluster_section(
+    clusters: pl.DataFrame, edges: pl.DataFrame, verdicts: pl.DataFrame, top: int
+) -> list[str]:
+    if clusters.is_empty():
+        return []
+    flagged = clusters.filter(pl.col("tier") != "allow")
+    rows = [
+        (
+            r["cluster_id"],
+            r["tier"],
+            ", ".join(r["edge_types"][:4]),
+            (r["reasons"] or [""])[0],
+            f"{r['score']:.3f}",
+            f"{r['n_accounts']:,}",
+            f"{r['n_calls']:,}",
+        )
+        for r in clusters.head(top).iter_rows(named=True)
+    ]
+    body = [
+        "<h2>Clusters</h2>",
+        f'<p class="sub">{clusters.height:,} clusters of linked accounts, {flagged.height:,} '
+        "above <i>allow</i>. A cluster's score is the calibrated probability that it is a "
+        "distillation campaign; each member's score is at least its cluster's.</p>",
+        figure(_cluster_graphs(clusters, edges, verdicts), "no clusters"),
+        table(
+            ("cluster", "tier", "linked by", "first reason", "score", "accounts", "calls"),
+            rows,
+            left=4,
+        ),
+    ]
+    for r in clusters.head(min(top, 5)).iter_rows(named=True):
+        reasons = "".join(f"<li>{esc(x)}</li>" for x in r["reasons"])
+        body.append(
+            f"<h3>{esc(r['cluster_id'])} · score {r['score']:.3f} · {esc(r['tier'])} · "
+            f"{r['n_accounts']:,} accounts</h3><ul>{reasons}</ul>{_evidence_html(r['evidence'])}"
+        )
+    return body
+
+
 def render_scan_report(
     verdicts: pl.DataFrame, features: pl.DataFrame, calls: pl.LazyFrame, *, top: int = 20,
-    n_calls: int | None = None,
+    n_calls: int | None = None, clusters: pl.DataFrame | None = None,
+    edges: pl.DataFrame | None = None,
 ) -> str:  # fmt: skip
-    """The report page (a string) for one scan; ``calls`` is the scan's call frame."""
+    """The report page (a string) for one scan; ``calls`` is the scan's call frame,
+    ``clusters`` and ``edges`` the scan's cluster verdicts and account graph (optional)."""
     ids = verdicts.head(top)["account_id"].to_list()
     tiers = dict(verdicts.group_by("tier").len().iter_rows())
     cards = [("accounts", f"{verdicts.height:,}")]
@@ -146,8 +265,10 @@ def render_scan_report(
         figure(_timelines(calls, ids[:8]), "no calls"),
         "<h2>Capability mix: top accounts against the population</h2>",
         figure(_task_mix(features, ids[:15]), "no task features"),
-        f"<h2>Top {len(ids)} accounts: evidence and example prompts</h2>",
     ]
+    if clusters is not None and edges is not None:
+        body += _cluster_section(clusters, edges, verdicts, top)
+    body.append(f"<h2>Top {len(ids)} accounts: evidence and example prompts</h2>")
     examples = _examples(calls, ids)
     for row in verdicts.head(top).iter_rows(named=True):
         prompts = "".join(

@@ -9,15 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from distillwatch.clusters import EDGE_SCHEMA, GraphConfig, account_edges, cluster_accounts
 from distillwatch.core.errors import DistillwatchError
 from distillwatch.detectors.gbm import GradientBoostedDetector
 from distillwatch.features.benchmarks import BenchmarkIndex
+from distillwatch.features.calls import call_frame, is_call_frame
 from distillwatch.features.table import feature_table
+from distillwatch.features.templates import template_families
 from distillwatch.rules import RuleSet, load_rules
-from distillwatch.scoring.accounts import ScanConfig, score_accounts
+from distillwatch.scoring.accounts import EVIDENCE_STRUCT, ScanConfig, score_accounts
+from distillwatch.scoring.clusters import cluster_features, combine_scores, score_clusters
 
 NON_FEATURES = ("account_id", "org_id", "allowlisted", "label")
 VERDICT_COLUMNS = (
@@ -32,27 +37,72 @@ VERDICT_COLUMNS = (
 )
 
 
+CLUSTER_COLUMNS = (
+    "cluster_id",
+    "score",
+    "tier",
+    "n_accounts",
+    "n_calls",
+    "members",
+    "edge_types",
+    "reasons",
+    "evidence",
+)
+
+
 def default_detector_path() -> Path:
     return Path(str(resources.files("distillwatch") / "data" / "models" / "account-gbm.json"))
 
 
+def default_cluster_detector_path() -> Path:
+    return Path(str(resources.files("distillwatch") / "data" / "models" / "cluster-gbm.json"))
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What one scan finds: account verdicts (best first), the account feature table, cluster
+    verdicts (best first; empty when clustering is off) and the account graph's edges."""
+
+    verdicts: pl.DataFrame
+    features: pl.DataFrame
+    clusters: pl.DataFrame
+    edges: pl.DataFrame
+
+
 @dataclass
 class ScanPipeline:
-    """Feature building and scoring, with the detector and config injected."""
+    """Feature building and scoring, with the detectors and config injected.
+
+    ``cluster_detector`` None with ``clustering`` on: accounts are still linked and clustered
+    (``cluster_id`` filled) but clusters are not scored and account scores stay their own.
+    """
 
     detector: GradientBoostedDetector | None = None
     config: ScanConfig = field(default_factory=ScanConfig)
     rules: RuleSet = field(default_factory=load_rules)
     benchmarks: BenchmarkIndex | None = None  # None: the shipped benchmark index
+    cluster_detector: GradientBoostedDetector | None = None
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    clustering: bool = True
+    seed: int = 0
+
+    def call_frame(self, calls: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+        """The call frame of canonical calls (or of a call frame: itself), collected."""
+        lf = calls.lazy() if isinstance(calls, pl.DataFrame) else calls
+        return (lf if is_call_frame(lf) else call_frame(lf)).collect()
 
     def features(
         self,
-        calls: pl.LazyFrame,
+        calls: pl.LazyFrame | pl.DataFrame,
         accounts: pl.LazyFrame | None = None,
         models: pl.LazyFrame | None = None,
+        families: pl.DataFrame | None = None,
     ) -> pl.DataFrame:
         """One row per account: every feature family, plus ``org_id`` and ``allowlisted``."""
-        return feature_table(calls, accounts, models, rules=self.rules, benchmarks=self.benchmarks)
+        return feature_table(
+            calls, accounts, models, rules=self.rules, benchmarks=self.benchmarks,
+            families=families,
+        )  # fmt: skip
 
     @staticmethod
     def design(features: pl.DataFrame) -> pl.DataFrame:
@@ -68,20 +118,120 @@ class ScanPipeline:
         self.detector = GradientBoostedDetector.load(path)
         return self.detector
 
+    def load_cluster_detector(self, path: Path | None = None) -> GradientBoostedDetector | None:
+        """The cluster detector at ``path`` (an error if missing), or the packaged one (None,
+        with cluster scoring off, when none is packaged)."""
+        if path is None and not default_cluster_detector_path().is_file():
+            self.cluster_detector = None
+            return None
+        path = path or default_cluster_detector_path()
+        if not path.is_file():
+            raise DistillwatchError(f"no cluster detector at {path}")
+        self.cluster_detector = GradientBoostedDetector.load(path)
+        return self.cluster_detector
+
+    @property
+    def strong_rules(self) -> tuple[str, ...]:
+        return self.rules.select(strength="strong").columns
+
+    def graph_of(
+        self, cf: pl.DataFrame, families: pl.DataFrame, accounts: pl.LazyFrame | None
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(edges, clusters): the account graph and ``account_id`` -> ``cluster_id``."""
+        calls = cf.select(
+            "account_id", "org_id", "ts", "ip", "asn", "user_agent", "tls_fingerprint"
+        ).with_columns(families.select("family_id", "family_kind"))
+        acc = accounts.collect() if accounts is not None else None
+        edges = account_edges(calls, acc, self.graph)
+        ids = cf.get_column("account_id").unique().sort()
+        clusters = cluster_accounts(edges, ids, self.graph, seed=self.seed)
+        return edges, clusters
+
     def scan(
         self,
-        calls: pl.LazyFrame,
+        calls: pl.LazyFrame | pl.DataFrame,
         accounts: pl.LazyFrame | None = None,
         models: pl.LazyFrame | None = None,
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(verdicts, features): one verdict row per account with calls, best first."""
+    ) -> ScanResult:
+        """Score every account with calls (and, with clustering, every cluster)."""
         detector = self.detector or self.load_detector()
-        feats = self.features(calls, accounts, models)
-        scored = score_accounts(feats, detector, self.config)
+        cf = self.call_frame(calls)
+        families = template_families(cf.select("account_id", "prompt"))
+        feats = self.features(cf, accounts, models, families)
+        own = score_accounts(feats, detector, self.config)
+        edges = _no_edges()
+        clusters = feats.select("account_id", pl.lit(None, pl.String).alias("cluster_id"))
+        cver = pl.DataFrame(schema=_cluster_schema())
+        if self.clustering:
+            edges, clusters = self.graph_of(cf, families, accounts)
+        if self.clustering and self.cluster_detector is not None:
+            cfeats = cluster_features(feats, own, clusters, edges, strong_rules=self.strong_rules)
+            cver = _cluster_verdicts(
+                score_clusters(cfeats, self.cluster_detector, self.config), cfeats, clusters,
+                edges,
+            )  # fmt: skip
+            scored = combine_scores(own, clusters, cver, feats, self.config)
+        else:
+            scored = own.join(clusters, on="account_id", how="left")
         verdicts = (
             scored.join(feats.select("account_id", "org_id", "n_calls"), on="account_id")
-            .with_columns(pl.lit(None, pl.String).alias("cluster_id"))
             .select(VERDICT_COLUMNS)
             .sort(["score", "account_id"], descending=[True, False])
         )
-        return verdicts, feats
+        return ScanResult(verdicts, feats, cver, edges)
+
+
+def _no_edges() -> pl.DataFrame:
+    return pl.DataFrame(schema=EDGE_SCHEMA)
+
+
+def _cluster_schema() -> dict[str, Any]:
+    return {
+        "cluster_id": pl.String,
+        "score": pl.Float64,
+        "tier": pl.String,
+        "n_accounts": pl.UInt32,
+        "n_calls": pl.Int64,
+        "members": pl.List(pl.String),
+        "edge_types": pl.List(pl.String),
+        "reasons": pl.List(pl.String),
+        "evidence": pl.List(EVIDENCE_STRUCT),
+    }
+
+
+def _cluster_verdicts(
+    scored: pl.DataFrame, cfeats: pl.DataFrame, clusters: pl.DataFrame, edges: pl.DataFrame
+) -> pl.DataFrame:
+    """Cluster verdict rows (:data:`CLUSTER_COLUMNS`), best first: members sorted, edge types
+    by their weight inside the cluster, and a first reason that names the links."""
+    cid = clusters.drop_nulls("cluster_id")
+    members = cid.group_by("cluster_id").agg(pl.col("account_id").sort().alias("members"))
+    inside = (
+        edges.join(cid.rename({"account_id": "src", "cluster_id": "c1"}), on="src")
+        .join(cid.rename({"account_id": "dst", "cluster_id": "c2"}), on="dst")
+        .filter(pl.col("c1") == pl.col("c2"))
+        .group_by("c1", "type")
+        .agg(pl.len().alias("n"), pl.col("weight").sum().alias("w"))
+        .sort(["c1", "w", "type"], descending=[False, True, False])
+        .group_by("c1", maintain_order=True)
+        .agg(
+            pl.col("type").alias("edge_types"),
+            pl.format("{} ({} links)", pl.col("type"), pl.col("n")).str.join(", ").alias("links"),
+        )
+        .rename({"c1": "cluster_id"})
+    )
+    out = (
+        scored.join(cfeats.select("cluster_id", "n_accounts", "n_calls"), on="cluster_id")
+        .join(members, on="cluster_id")
+        .join(inside, on="cluster_id", how="left")
+        .with_columns(
+            pl.col("edge_types").fill_null([]),
+            pl.concat_list(
+                pl.format(
+                    "{} accounts linked by {}", pl.col("n_accounts"), pl.col("links").fill_null("-")
+                ),
+                pl.col("reasons"),
+            ).alias("reasons"),
+        )
+    )
+    return out.select(CLUSTER_COLUMNS).sort(["score", "cluster_id"], descending=[True, False])
