@@ -72,7 +72,7 @@ def main() -> None:
     acc = pl.from_arrow(res.accounts).lazy()  # type: ignore[union-attr]
     mod = pl.from_arrow(res.models).lazy()  # type: ignore[union-attr]
     cf = pipe.call_frame(calls.lazy())
-    del calls, res.calls
+    del calls
     t1 = time.perf_counter()
     result = pipe.scan(cf, acc, mod)
     t2 = time.perf_counter()

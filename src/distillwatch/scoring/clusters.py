@@ -154,18 +154,7 @@ def score_clusters(
     keyed = cfeats.rename({"cluster_id": "account_id"}).with_columns(
         (pl.col("allowlisted_share") >= 0.5).alias("allowlisted")
     )
-    out = score_accounts(keyed, detector, cfg).rename({"account_id": "cluster_id"})
-    return out.with_columns(
-        pl.col("evidence").list.eval(
-            pl.struct(
-                pl.element().struct.field("signal"),
-                pl.element().struct.field("value"),
-                pl.element().struct.field("baseline"),
-                pl.element().struct.field("weight"),
-                pl.lit(CLUSTER_SOURCE).alias("source"),
-            )
-        )
-    )
+    return score_accounts(keyed, detector, cfg).rename({"account_id": "cluster_id"})
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

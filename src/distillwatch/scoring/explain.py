@@ -50,18 +50,77 @@ FEATURES: dict[str, tuple[str, str]] = {
     "account_age_days": ("account age at first call (days)", "feature:account@1"),
     "verified": ("account verified", "feature:account@1"),
     "payment_accounts": ("accounts sharing its payment method", "feature:account@1"),
-    "family_share": ("share of calls in a template or duplicate family", "detector:template-families@1"),
-    "top_family_share": ("share of calls in its most used template family", "detector:template-families@1"),
+    "family_share": (
+        "share of calls in a template or duplicate family",
+        "detector:template-families@1",
+    ),
+    "top_family_share": (
+        "share of calls in its most used template family",
+        "detector:template-families@1",
+    ),
     "n_families": ("template families used", "detector:template-families@1"),
-    "shared_template_share": ("share of calls in templates shared with ≥ 5 other accounts", "detector:template-families@1"),
-    "shared_duplicate_share": ("share of calls repeating prompts of ≥ 5 other accounts", "detector:template-families@1"),
-    "max_family_accounts": ("most accounts sharing one of its template families", "detector:template-families@1"),
-    "benchmark_share": ("share of calls carrying a public benchmark item", "detector:benchmark-sweeps@1"),
+    "shared_template_share": (
+        "share of calls in templates shared with ≥ 5 other accounts",
+        "detector:template-families@1",
+    ),
+    "shared_duplicate_share": (
+        "share of calls repeating prompts of ≥ 5 other accounts",
+        "detector:template-families@1",
+    ),
+    "max_family_accounts": (
+        "most accounts sharing one of its template families",
+        "detector:template-families@1",
+    ),
+    "benchmark_share": (
+        "share of calls carrying a public benchmark item",
+        "detector:benchmark-sweeps@1",
+    ),
     "benchmark_items": ("distinct benchmark items sent", "detector:benchmark-sweeps@1"),
     "benchmarks_swept": ("distinct benchmarks swept", "detector:benchmark-sweeps@1"),
 }
 for _t in ("code", "math", "mcq", "writing", "reasoning", "tool", "chat"):
     FEATURES[f"task_{_t}_share"] = (f"share of {_t} tasks", "feature:capability-mix@1")
+
+
+# cluster features (scoring/clusters.py): aggregates over a cluster's members and its links
+_CLUSTER = "feature:cluster@1"
+FEATURES.update(
+    {
+        "cluster_score": ("score of the account's cluster", "detector:cluster-gbm@1"),
+        "n_accounts": ("accounts in the cluster", _CLUSTER),
+        "log_calls": ("log of the cluster's calls", _CLUSTER),
+        "calls_per_account": ("calls per member account", _CLUSTER),
+        "member_score_mean": ("mean of the members' own scores", _CLUSTER),
+        "member_score_max": ("highest member's own score", _CLUSTER),
+        "member_score_median": ("median of the members' own scores", _CLUSTER),
+        "member_flagged_share": ("share of members scoring ≥ 0.5 on their own", _CLUSTER),
+        "member_intent_share": (
+            "share of members with ≥ 5 % of calls firing a strong intent rule",
+            _CLUSTER,
+        ),
+        "pooled_intent_share": (
+            "share of the cluster's calls firing a strong intent rule",
+            _CLUSTER,
+        ),
+        "orgs_per_account": ("distinct organisations per member", _CLUSTER),
+        "allowlisted_share": ("share of allowlisted members", _CLUSTER),
+        "median_account_age_days": ("members' median account age (days)", _CLUSTER),
+        "task_focus": ("share of the cluster's calls in its main task type", _CLUSTER),
+        "link_density": ("share of member pairs directly linked", _CLUSTER),
+        "link_weight_per_account": ("link weight per member", _CLUSTER),
+    }
+)
+
+
+def _cluster_signal(signal: str) -> tuple[str, str] | None:
+    """Descriptions of the generated cluster columns (pooled_*, mean_*, link_*_share)."""
+    if signal.startswith("pooled_") and signal[7:] in FEATURES:
+        return f"{FEATURES[signal[7:]][0]}, over the cluster's calls", _CLUSTER
+    if signal.startswith("mean_") and signal[5:] in FEATURES:
+        return f"members' mean {FEATURES[signal[5:]][0]}", _CLUSTER
+    if signal.startswith("link_") and signal.endswith("_share"):
+        return f"share of the cluster's link weight from {signal[5:-6]} links", _CLUSTER
+    return None
 
 
 def describe(signal: str) -> tuple[str, str]:
@@ -70,6 +129,9 @@ def describe(signal: str) -> tuple[str, str]:
         return FEATURES[signal]
     if signal.startswith("rule:"):
         return f"share of calls firing {signal}", signal
+    cluster = _cluster_signal(signal)
+    if cluster is not None:
+        return cluster
     if signal.startswith("channel_"):
         return f"signed up through {signal[8:]}", "feature:account@1"
     return signal.replace("_", " "), "feature:other@1"

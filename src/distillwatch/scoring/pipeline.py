@@ -61,7 +61,8 @@ def default_cluster_detector_path() -> Path:
 @dataclass(frozen=True)
 class ScanResult:
     """What one scan finds: account verdicts (best first), the account feature table, cluster
-    verdicts (best first; empty when clustering is off) and the account graph's edges."""
+    verdicts (best first, larger first among equals; empty when clustering is off) and the
+    account graph's edges."""
 
     verdicts: pl.DataFrame
     features: pl.DataFrame
@@ -216,7 +217,14 @@ def _cluster_verdicts(
         .group_by("c1", maintain_order=True)
         .agg(
             pl.col("type").alias("edge_types"),
-            pl.format("{} ({} links)", pl.col("type"), pl.col("n")).str.join(", ").alias("links"),
+            pl.format(
+                "{} ({} link{})",
+                pl.col("type"),
+                pl.col("n"),
+                pl.when(pl.col("n") == 1).then(pl.lit("")).otherwise(pl.lit("s")),
+            )
+            .str.join(", ")
+            .alias("links"),
         )
         .rename({"c1": "cluster_id"})
     )
@@ -234,4 +242,6 @@ def _cluster_verdicts(
             ).alias("reasons"),
         )
     )
-    return out.select(CLUSTER_COLUMNS).sort(["score", "cluster_id"], descending=[True, False])
+    return out.select(CLUSTER_COLUMNS).sort(
+        ["score", "n_accounts", "cluster_id"], descending=[True, True, False]
+    )
