@@ -63,11 +63,16 @@ def simulate(
     sim = Simulator(sc, pools, fit, seed=seed)
     with progress_bar(enabled=not quiet, console=console) as bar:
         task = bar.add_task("simulating accounts", total=accounts)
-        result = sim.run(
-            accounts,
-            days,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+        try:
+            result = sim.run(
+                accounts,
+                days,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except DistillwatchError as exc:  # e.g. campaigns larger than --accounts
+            bar.stop()
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
         files = ["accounts.parquet", "models.parquet", "labels.parquet"]
         files += ["calls.parquet"] if fmt in (CallFormat.parquet, CallFormat.both) else []
         files += ["calls.jsonl.gz"] if fmt in (CallFormat.jsonl, CallFormat.both) else []

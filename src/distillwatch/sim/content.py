@@ -19,6 +19,57 @@ Message = tuple[str, str]
 HISTORY_TURNS = 4  # earlier turns a chat client resends with each request
 HISTORY_CHARS = 2000  # and at most this many characters of each
 
+# request parameters of legitimate clients: options a client is configured with once
+CHAT_TEMPERATURE = (None, None, 0.7, 1.0)  # None: the SDK / server default
+CHAT_MAX_TOKENS = (None, None, 1024, 2048)
+CHAT_STREAM = (True, True, False)
+LONG_MAX_TOKENS = (None, 4096, 8192, 16384)
+AGENT_TEMPERATURE = (0.0, 0.2)
+AGENT_MAX_TOKENS = (4096, 8192, 16384)
+EFFORT = (None, "medium", "high")
+
+
+class ClientProfile(NamedTuple):
+    """What one kind of legitimate client sends besides the prompt: its system prompt
+    (``"product"``: a product's own) and the options its parameters are set from."""
+
+    system: str | None
+    temperature: tuple[float | None, ...]
+    max_tokens: tuple[int | None, ...]
+    stream: tuple[bool | None, ...]
+    reasoning_effort: tuple[str | None, ...] = (None,)
+
+
+CLIENTS: dict[str, ClientProfile] = {
+    "chat": ClientProfile(None, CHAT_TEMPERATURE, CHAT_MAX_TOKENS, CHAT_STREAM),
+    "power": ClientProfile(None, CHAT_TEMPERATURE, LONG_MAX_TOKENS, (True,), EFFORT),
+    "product": ClientProfile("product", (0.2,), (512,), (None,)),
+    "agent": ClientProfile(T.AGENT_SYSTEM, AGENT_TEMPERATURE, AGENT_MAX_TOKENS, (True,)),
+    "tutor": ClientProfile(T.TUTOR_SYSTEM, (0.7,), (None,), (None,)),
+    "offline": ClientProfile(None, (0.0,), (1024,), (None,)),  # eval harnesses, batch jobs
+    "synthetic": ClientProfile(None, (0.7, 1.0), (2048, 4096), (None,)),
+}
+# the client kinds behind each legitimate persona's calls, with their shares
+PERSONA_CLIENTS: dict[str, dict[str, float]] = {
+    "casual_chat": {"chat": 1.0},
+    "corporate_team": {"chat": 1.0},
+    "power_user": {"power": 1.0},
+    "product_backend": {"product": 1.0},
+    "migrating_customer": {"product": 1.0},
+    "eval_harness": {"offline": 1.0},
+    "batch_job": {"offline": 1.0},
+    "agent_platform": {"agent": 1.0},
+    "education": {"tutor": 1.0},
+    "reseller": {"chat": 0.5, "product": 0.3, "agent": 0.2},
+    "synthetic_data_partner": {"synthetic": 1.0},
+}
+
+
+def client_system(kind: str, rng: random.Random) -> str | None:
+    """The system prompt a client of ``kind`` sends (a freshly made product's, for products)."""
+    system = CLIENTS[kind].system
+    return T.product_template(rng)[0] if system == "product" else system
+
 
 class Content(NamedTuple):
     """The request and response text of one call (timing and client fields come elsewhere)."""
@@ -50,6 +101,10 @@ class AccountState:
     pools: list[str] = field(default_factory=list)
     sweep: list[tuple[str, str]] = field(default_factory=list)
     config: dict[str, object] = field(default_factory=dict)
+    group: str = ""  # the campaign: paraphrases are made once per campaign and template
+    paraphrases: int = 0  # > 0: send one of this many paraphrases of each campaign template
+    client: str = ""  # a kind in CLIENTS: send that legitimate client's parameters
+    cot: bool = False  # (eval harness, education) asks for step-by-step reasoning
 
 
 Generator = Callable[["ContentMaker", AccountState, bool], Content]
@@ -62,6 +117,7 @@ class ContentMaker:
         self.c = corpora
         self.rng = rng
         self.answers = corpora.answers
+        self.paraphrased: dict[tuple[str, str, int], list[str]] = {}
 
     # --- shared pieces --------------------------------------------------------------------
 
@@ -97,9 +153,9 @@ class ContentMaker:
         return Content(
             msgs,
             out,
-            temperature=self.sticky(st, "temperature", (None, None, 0.7, 1.0)),
-            max_tokens=self.sticky(st, "max_tokens", (None, None, 1024, 2048)),
-            stream=self.sticky(st, "stream", (True, True, False)),
+            temperature=self.sticky(st, "temperature", CHAT_TEMPERATURE),
+            max_tokens=self.sticky(st, "max_tokens", CHAT_MAX_TOKENS),
+            stream=self.sticky(st, "stream", CHAT_STREAM),
         )
 
     def sticky(self, st: AccountState, key: str, options: tuple[Any, ...]) -> Any:
@@ -122,6 +178,33 @@ class ContentMaker:
             st.templates[name] = self.rng.sample(range(len(family)), min(k, len(family)))
         return st.templates[name]
 
+    def wrapper(self, st: AccountState, name: str, family: tuple[str, ...], i: int) -> str:
+        """Template ``i`` of ``family``, or (``st.paraphrases``) one of the paraphrases of it
+        that the account's campaign made once and shares."""
+        if not st.paraphrases:
+            return family[i]
+        key = (st.group, name, i)
+        if key not in self.paraphrased:
+            self.paraphrased[key] = [
+                T.paraphrase(family[i], self.rng) for _ in range(st.paraphrases)
+            ]
+        return self.rng.choice(self.paraphrased[key])
+
+    def pick(self, st: AccountState, name: str, family: tuple[str, ...]) -> str:
+        """Any template of ``family`` (through :meth:`wrapper`)."""
+        return self.wrapper(st, name, family, self.rng.randrange(len(family)))
+
+    def as_client(self, st: AccountState, ct: Content) -> Content:
+        """``ct`` with the parameters of the legitimate client kind ``st.client`` (configured once
+        per account, like an SDK's defaults) in place of the ones its generator chose."""
+        p = CLIENTS[st.client]
+        return ct._replace(
+            temperature=self.sticky(st, "client_temperature", p.temperature),
+            max_tokens=self.sticky(st, "client_max_tokens", p.max_tokens),
+            stream=self.sticky(st, "client_stream", p.stream),
+            reasoning_effort=self.sticky(st, "client_effort", p.reasoning_effort),
+        )
+
 
 def _casual(m: ContentMaker, st: AccountState, new: bool) -> Content:
     return m.conversation_turn(st, new)
@@ -132,13 +215,13 @@ def _power(m: ContentMaker, st: AccountState, new: bool) -> Content:
     x = r.random()
     if x < 0.7:
         c = m.conversation_turn(st, new)
-        return c._replace(max_tokens=m.sticky(st, "max_tokens_long", (None, 4096, 8192, 16384)))
+        return c._replace(max_tokens=m.sticky(st, "max_tokens_long", LONG_MAX_TOKENS))
     task, ans = m._seed_task("code" if x < 0.85 else "math")
     return Content(
         [("user", task if r.random() < 0.5 else f"{task}\nthink step by step")],
         ans,
         max_tokens=4096,
-        reasoning_effort=m.sticky(st, "reasoning_effort", (None, "medium", "high")),
+        reasoning_effort=m.sticky(st, "reasoning_effort", EFFORT),
         stream=True,
     )
 
@@ -167,6 +250,17 @@ def _eval(m: ContentMaker, st: AccountState, new: bool) -> Content:
     items = {"math": m.c.math, "mcq": m.c.mcq, "code": m.c.code}[pool]
     q, a = items[st.cursor % len(items)]  # harnesses sweep the benchmark in order
     st.cursor += 1
+    if st.cot:  # a chain-of-thought harness: asks for the steps, leaves room for them
+        template = T.EVAL_COT[pool][m.templates(st, f"eval-{pool}", T.EVAL_COT[pool], 1)[0]]
+        return Content(
+            [("user", template.format(task=q))],
+            f"{r.choice(m.answers)[:600]}\nThe answer is ({a[:1]})." if pool == "mcq" else a,
+            temperature=0.0,
+            max_tokens=m.sticky(st, "max_tokens", (2048, 4096, 8192)),
+            reasoning_effort=m.sticky(st, "reasoning_effort", (None, "high")),
+            seed=1234 if r.random() < 0.5 else None,
+            length_factor=1.5,
+        )
     if pool == "mcq":
         a = a[:1]
     return Content(
@@ -206,8 +300,8 @@ def _agent(m: ContentMaker, st: AccountState, new: bool) -> Content:
         solution,
         system=T.AGENT_SYSTEM,
         tools=list(r.sample(T.TOOLS, r.choice((2, 3)))),
-        temperature=m.sticky(st, "temperature", (0.0, 0.2)),
-        max_tokens=m.sticky(st, "max_tokens", (4096, 8192, 16384)),
+        temperature=m.sticky(st, "temperature", AGENT_TEMPERATURE),
+        max_tokens=m.sticky(st, "max_tokens", AGENT_MAX_TOKENS),
         stream=True,
     )
 
@@ -218,7 +312,7 @@ def _education(m: ContentMaker, st: AccountState, new: bool) -> Content:
         task, ans = m.c.math[st.conv % len(m.c.math)]
         return Content(
             [
-                ("user", r.choice(T.TUTOR_PROMPTS).format(task=task)),
+                ("user", _tutor_prompt(m, st).format(task=task)),
                 ("assistant", ans),
                 (
                     "user",
@@ -231,11 +325,17 @@ def _education(m: ContentMaker, st: AccountState, new: bool) -> Content:
     st.conv = r.randrange(len(m.c.math))
     task, ans = m.c.math[st.conv] if r.random() < 0.7 else m._seed_task("mcq")
     return Content(
-        [("user", r.choice(T.TUTOR_PROMPTS).format(task=task))],
+        [("user", _tutor_prompt(m, st).format(task=task))],
         ans,
         system=T.TUTOR_SYSTEM,
         temperature=0.7,
     )
+
+
+def _tutor_prompt(m: ContentMaker, st: AccountState) -> str:
+    # students who want the method (st.cot) mostly ask for every step
+    steps = st.cot and m.rng.random() < 0.7
+    return m.rng.choice(T.TUTOR_STEPS if steps else T.TUTOR_PROMPTS)
 
 
 def _reseller(m: ContentMaker, st: AccountState, new: bool) -> Content:
@@ -266,7 +366,7 @@ def _cot(m: ContentMaker, st: AccountState, new: bool) -> Content:
     mine = m.templates(st, "cot", T.COT_COERCION, r.choice((1, 2, 3)))
     pool = r.choices(("math", "mcq", "code"), weights=(0.5, 0.25, 0.25))[0]
     task, answer = m._seed_task(pool)
-    prompt = T.COT_COERCION[r.choice(mine)].format(task=task)
+    prompt = m.wrapper(st, "cot", T.COT_COERCION, r.choice(mine)).format(task=task)
     return Content(
         [("user", prompt)],
         answer,
@@ -283,7 +383,7 @@ def _alpaca(m: ContentMaker, st: AccountState, new: bool) -> Content:
     inst, inp, out = r.choice(m.c.instructions)
     if r.random() < 0.15:
         other = r.choice(m.c.instructions)[0]
-        template = r.choice(T.TASK_GENERATION)
+        template = m.pick(st, "taskgen", T.TASK_GENERATION)
         return Content(
             [("user", template.format(task=inst, task2=other))],
             "\n".join(f"{i}. {r.choice(m.c.instructions)[0]}" for i in range(1, 21)),
@@ -310,14 +410,14 @@ def _bench_rubric(m: ContentMaker, st: AccountState, new: bool) -> Content:
         st.cursor += 1
         mine = m.templates(st, "bench", T.BENCHMARK_SWEEP, 2)
         return Content(
-            [("user", T.BENCHMARK_SWEEP[r.choice(mine)].format(task=q))],
+            [("user", m.wrapper(st, "bench", T.BENCHMARK_SWEEP, r.choice(mine)).format(task=q))],
             (a if pool == "math" else f"{a}. " + r.choice(m.answers)[:500]),
             temperature=0.7,
             max_tokens=4096,
             length_factor=2.0,
         )
     task, answer = m._seed_task(r.choice(("math", "natural", "code")))
-    template = r.choice(T.RUBRIC_GRADING)
+    template = m.pick(st, "rubric", T.RUBRIC_GRADING)
     return Content(
         [
             (
@@ -336,7 +436,7 @@ def _bench_rubric(m: ContentMaker, st: AccountState, new: bool) -> Content:
 def _tool_trace(m: ContentMaker, st: AccountState, new: bool) -> Content:
     r = m.rng
     task, solution = m._seed_task(r.choice(("code", "math", "natural")))
-    msgs: list[Message] = [("user", r.choice(T.TOOL_TASK).format(task=task))]
+    msgs: list[Message] = [("user", m.pick(st, "tool", T.TOOL_TASK).format(task=task))]
     for _ in range(r.choice((1, 2, 3, 4))):
         msgs += [
             ("assistant", '[tool_call] run_python {"code": "..."}'),
@@ -357,7 +457,7 @@ def _tool_trace(m: ContentMaker, st: AccountState, new: bool) -> Content:
 def _safe_rewrite(m: ContentMaker, st: AccountState, new: bool) -> Content:
     text, answer = m.rng.choice(m.c.natural)
     return Content(
-        [("user", m.rng.choice(T.SAFE_REWRITE).format(task=text[:2000]))],
+        [("user", m.pick(st, "rewrite", T.SAFE_REWRITE).format(task=text[:2000]))],
         answer[:1200],
         temperature=0.7,
         max_tokens=2048,

@@ -21,19 +21,30 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distillwatch.core.errors import DistillwatchError
 from distillwatch.core.schema import (
     ACCOUNT_SCHEMA,
     CALL_SCHEMA,
     LABEL_SCHEMA,
     MODEL_SCHEMA,
 )
-from distillwatch.sim.content import GENERATORS, AccountState, Content, ContentMaker
+from distillwatch.sim import templates as T
+from distillwatch.sim.content import (
+    GENERATORS,
+    PERSONA_CLIENTS,
+    AccountState,
+    Content,
+    ContentMaker,
+    client_system,
+)
 from distillwatch.sim.corpora import Corpora
 from distillwatch.sim.scenario import CampaignSpec, PersonaSpec, Scenario
 from distillwatch.sim.traces import TraceFit
 
 DAY = 86_400.0
-FLUSH_CALLS = 200_000  # calls buffered in Python lists before they become an Arrow chunk
+# calls buffered in Python lists before they become an Arrow chunk: small, because memory freed
+# by Python is seldom given back to the system, so the largest buffer sets the process's floor
+FLUSH_CALLS = 50_000
 # local-time hourly weights of people typing into a chat window
 HUMAN_HOURS = np.array(
     [0.3, 0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 0.7, 1.0, 1.2, 1.3, 1.3,
@@ -115,6 +126,9 @@ class _Account:
     proxy_session_s: float = 0.0  # > 0: sticky proxy sessions of this length over ``ips``
     ip_offset: int = 0
     human_hours: bool = False  # a campaign account keeping its operators' working day
+    service_hours: bool = False  # a campaign account following a 24/7 service's daily curve
+    fixed_system: bool = False  # send ``system`` on every call, whatever the generator chose
+    system: str | None = None
     state: AccountState = field(default_factory=AccountState)
 
 
@@ -170,9 +184,24 @@ class _Planner:
     # --- sizes ------------------------------------------------------------------------------
 
     def _campaign_sizes(self) -> list[int]:
-        n_distill = round(self.n * (1.0 - self.sc.legit_share))
-        total = sum(c.share for c in self.sc.campaigns) or 1.0
-        return [max(c.min_accounts, round(n_distill * c.share / total)) for c in self.sc.campaigns]
+        """Accounts per campaign: absolute sizes first; ``legit_share`` splits the rest of the
+        population, and campaigns sized by ``share`` divide its distill part."""
+        fixed = self.sc.fixed_accounts
+        n_distill = round(max(0, self.n - fixed) * (1.0 - self.sc.legit_share))
+        total = sum(c.share for c in self.sc.campaigns if c.accounts is None) or 1.0
+        sizes = [
+            c.accounts
+            if c.accounts is not None
+            else max(c.min_accounts, round(n_distill * c.share / total))
+            for c in self.sc.campaigns
+        ]
+        if sum(sizes) > self.n:
+            raise DistillwatchError(
+                f"the scenario's campaigns need {sum(sizes):,} accounts ({fixed:,} of them in "
+                f"campaigns of absolute size), more than the {self.n:,} simulated: raise the "
+                "number of accounts (campaigns are part of it, legitimate accounts are the rest)"
+            )
+        return sizes
 
     def _persona_sizes(self, n_legit: int) -> list[int]:
         total = sum(p.share for p in self.sc.personas)
@@ -204,7 +233,7 @@ class _Planner:
 
     def plan(self) -> list[_Account]:
         sizes = self._campaign_sizes()
-        n_legit = max(0, self.n - sum(sizes))
+        n_legit = self.n - sum(sizes)
         for spec, size in zip(self.sc.personas, self._persona_sizes(n_legit), strict=True):
             self._legit(spec, size)
         for camp, size in zip(self.sc.campaigns, sizes, strict=True):
@@ -230,6 +259,19 @@ class _Planner:
             org_payment = _hexid(r, "pay", 16)
             org_created = -r.uniform(30, 900) * DAY
             agent = r.choice(SDK_AGENTS[:5] if service else SDK_AGENTS)
+            # knobs off (0) draw nothing, so scenarios without them keep their bytes
+            egress: list[str] | None = None
+            if (
+                spec.shared_egress
+                and shared_ip is None
+                and org_n > 1
+                and r.random() < spec.shared_egress
+            ):
+                asn = r.choice(CLOUD_ASNS if service else asns)  # platform servers or office NAT
+                egress = [_ip(r, asn) for _ in range(r.choice((1, 1, 2, 4)))]
+            product: tuple[str, str] | None = None
+            if spec.shared_template and org_n > 1 and r.random() < spec.shared_template:
+                product = T.product_template(r, strong=True)
             for _ in range(org_n):
                 vol = float(
                     np.clip(
@@ -239,6 +281,8 @@ class _Planner:
                 rotate = False
                 if shared_ip:
                     ips = [shared_ip]
+                elif egress:  # every account of the org leaves through the org's addresses
+                    ips, rotate = egress, True
                 elif service:  # cloud egress, often several load-balanced addresses
                     asn = r.choice(CLOUD_ASNS)
                     ips = [_ip(r, asn) for _ in range(r.choice((1, 1, 2, 4, 8, 16)))]
@@ -277,6 +321,10 @@ class _Planner:
                 a.tls = _tls(a.agent)
                 a.rotate_ips = rotate
                 self._legit_adoption(a)
+                if product is not None:  # the org's one product (a reseller: its one pool)
+                    key = "products" if spec.name == "reseller" else "product"
+                    a.state.config[key] = [product] if key == "products" else product
+                a.state.cot = spec.cot_prompts > 0 and r.random() < spec.cot_prompts
                 self.accounts.append(a)
                 made += 1
 
@@ -353,6 +401,7 @@ class _Planner:
             )
             if r.random() < spec.aged_accounts:  # bought or aged accounts
                 a.created_s = -r.uniform(60, 400) * DAY
+            self._disguise(a, spec)
             if i < n_first:
                 if i < n_repl:  # banned at some point in the window, replaced below
                     a.active_to = r.uniform(0.15, 0.85) * self.days
@@ -362,7 +411,37 @@ class _Planner:
                 a.active_from = gone.active_to + r.uniform(1, 12) / 24
                 a.created_s = a.active_from * DAY - r.uniform(0.5, 6) * 3600
                 a.per_active_day, a.mundane = gone.per_active_day, gone.mundane
+                # ... with the same client set-up
+                a.fixed_system, a.system = gone.fixed_system, gone.system
+                a.state.client = gone.state.client
             self.accounts.append(a)
+
+    def _disguise(self, a: _Account, spec: CampaignSpec) -> None:
+        """The hard-scenario knobs of one campaign account; knobs at 0 draw nothing."""
+        r = self.r
+        if spec.service_hours > 0 and not a.human_hours:
+            a.service_hours = r.random() < spec.service_hours
+        if spec.paraphrases:
+            a.state.group, a.state.paraphrases = spec.id, spec.paraphrases
+        if spec.legit_system <= 0 and spec.legit_params <= 0:
+            return
+        # one legitimate client kind, drawn like a call of the legitimate population
+        kinds, weights = self._client_kinds
+        kind = r.choices(kinds, weights=weights)[0]
+        if r.random() < spec.legit_system:
+            a.fixed_system, a.system = True, client_system(kind, r)
+        if r.random() < spec.legit_params:
+            a.state.client = kind
+
+    @functools.cached_property
+    def _client_kinds(self) -> tuple[list[str], list[float]]:
+        """Legitimate client kinds, weighted by their share of legitimate calls."""
+        weights: dict[str, float] = {}
+        for p in self.sc.personas:  # a persona's share of legitimate calls
+            calls = p.share * p.volume * p.active_days
+            for kind, w in PERSONA_CLIENTS[p.name].items():
+                weights[kind] = weights.get(kind, 0.0) + calls * w
+        return list(weights), list(weights.values())
 
 
 class _Timer:
@@ -429,8 +508,9 @@ class _Timer:
         assert spec is not None
         waves = self.waves.get(spec.id)
         if waves is None:  # wave starts per day, shared by every member of the campaign
+            width = spec.wave_minutes * 60
             waves = np.sort(
-                self.rng.uniform(0, DAY - 900, (self.days + 2, int(self.rng.integers(6, 14)))),
+                self.rng.uniform(0, DAY - width, (self.days + 2, int(self.rng.integers(6, 14)))),
                 axis=1,
             )
             self.waves[spec.id] = waves
@@ -438,12 +518,23 @@ class _Timer:
         u = self._renewal(n, a.cv)
         if a.human_hours:
             u = self._warp(u, self._local_weights(HUMAN_HOURS, a.tz))
+        elif a.service_hours:
+            u = self._warp(u, self._local_weights(self.service, a.tz - TRACE_TZ))
         t = start + u * DAY
         k = int(synced.sum())
         if k:
             wave = waves[day][self.rng.integers(0, waves.shape[1], k)]
-            t[synced] = start + wave + self.rng.uniform(0, 900, k)
+            t[synced] = start + wave + self.rng.uniform(0, spec.wave_minutes * 60, k)
         return t
+
+
+class _AccountIds:
+    """Account, organisation and key ids by account index, for every chunk of calls."""
+
+    def __init__(self, accounts: list[_Account]) -> None:
+        self.account = pa.array([a.account_id for a in accounts], pa.string())
+        self.org = pa.array([a.org_id for a in accounts], pa.string())
+        self.key = pa.array([f"key-{a.account_id[5:13]}" for a in accounts], pa.string())
 
 
 class _Calls:
@@ -487,14 +578,15 @@ class Simulator:
         buf = _Calls()
         release_s = planner.release_s
         by_day: dict[int, list[pa.Table]] = {}
+        ids = _AccountIds(accounts)
         for i, a in enumerate(accounts):
             self._account_calls(a, days, timer, rng, maker, buf, release_s)
             if len(buf.cols["ts"]) >= FLUSH_CALLS:
-                self._split_days(self._calls_chunk(buf, accounts), days, by_day)
+                self._split_days(self._calls_chunk(buf, ids), days, by_day)
                 buf = _Calls()
             if progress is not None and (i % 50 == 0 or i == len(accounts) - 1):
                 progress(i + 1, len(accounts))
-        self._split_days(self._calls_chunk(buf, accounts), days, by_day)
+        self._split_days(self._calls_chunk(buf, ids), days, by_day)
         del buf
         calls = self._time_ordered(by_day)
         return SimResult(
@@ -544,6 +636,10 @@ class Simulator:
                 content: Content = (
                     maker.mundane(a.state) if plain else gen(maker, a.state, new_session)
                 )
+                if a.fixed_system:
+                    content = content._replace(system=a.system)
+                if a.state.client:
+                    content = maker.as_client(a.state, content)
                 self._append(
                     buf, a, ts, self.sc.release.model if new_model else a.model, content, rng
                 )
@@ -605,27 +701,47 @@ class Simulator:
             part = chunk.filter(pc.equal(day, d))
             if part.num_rows:
                 into.setdefault(d, []).append(part)
+        del chunk, day
+        pa.default_memory_pool().release_unused()  # the chunk's memory, back to the system
 
     def _time_ordered(self, by_day: dict[int, list[pa.Table]]) -> pa.Table:
         """Sort calls by time one day at a time (all days may not fit one Arrow chunk, a day's
-        do), dropping each day's unsorted parts once sorted, and number them in that order."""
+        do), and number them in that order.
+
+        A day is sorted one column at a time, its parts joined into one array first and dropped
+        before the sorted copy is made: the peak is the window plus one column of one day (a
+        table-wide take would hold about three copies of the day).
+        """
         out: list[pa.Table] = []
         done = 0
+        pool = pa.default_memory_pool()
         for day in sorted(by_day):
             today = pa.concat_tables(by_day.pop(day))
-            today = today.take(pc.array_sort_indices(today["ts"].combine_chunks()))
-            ids = pa.array([f"req-{self.seed:x}-{done + i:09d}" for i in range(today.num_rows)])
-            out.append(today.set_column(1, CALL_SCHEMA.field("request_id"), ids))
-            done += today.num_rows
+            order = pc.array_sort_indices(today["ts"].combine_chunks())
+            columns: list[pa.ChunkedArray | None] = list(today.columns)
+            n, schema = today.num_rows, today.schema
+            del today
+            for i in range(len(columns)):  # (enumerate's tuple would keep the parts alive)
+                column, columns[i] = columns[i], None
+                assert column is not None
+                whole = column.combine_chunks()
+                del column  # the day's parts of this column can go now
+                pool.release_unused()
+                columns[i] = pa.chunked_array([whole.take(order)])
+                del whole
+            pool.release_unused()
+            columns[1] = pa.chunked_array(
+                [pa.array([f"req-{self.seed:x}-{done + i:09d}" for i in range(n)], pa.string())]
+            )
+            out.append(pa.Table.from_arrays(columns, schema=schema))
+            done += n
         return pa.concat_tables(out) if out else CALL_SCHEMA.empty_table()
 
-    def _calls_chunk(self, buf: _Calls, accounts: list[_Account]) -> pa.Table:
+    def _calls_chunk(self, buf: _Calls, ids: _AccountIds) -> pa.Table:
         """The calls buffered so far as one Arrow table, in the order they were made."""
         c = buf.cols
         start_us = int(self.sc.start.timestamp() * 1_000_000)
         ts = (np.asarray(c["ts"], dtype=np.float64) * 1_000_000).astype(np.int64) + start_us
-        acct_ids = pa.array([a.account_id for a in accounts])
-        org_ids = pa.array([a.org_id for a in accounts], pa.string())
         acct = pa.array(np.asarray(c["acct"], dtype=np.int64))
 
         def col(name: str, typ: pa.DataType) -> pa.Array:
@@ -689,14 +805,13 @@ class Simulator:
         )
         n = len(ts)
         request_ids = pa.nulls(n, pa.string())  # numbered once the calls are in time order
-        key_ids = pa.array([f"key-{a.account_id[5:13]}" for a in accounts], pa.string()).take(acct)
         return pa.Table.from_arrays(
             [
                 pa.array(ts, pa.timestamp("us", tz="UTC")),
                 request_ids,
-                acct_ids.take(acct),
-                org_ids.take(acct),
-                key_ids,
+                ids.account.take(acct),
+                ids.org.take(acct),
+                ids.key.take(acct),
                 col("model", pa.string()),
                 col("endpoint", pa.string()),
                 client,

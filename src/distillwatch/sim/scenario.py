@@ -13,6 +13,7 @@ import yaml
 
 from distillwatch.core.errors import DistillwatchError
 from distillwatch.core.schema import SIGNUP_CHANNELS
+from distillwatch.core.times import parse_time
 
 LEGIT_PERSONAS = (
     "casual_chat",
@@ -38,6 +39,11 @@ ATTACK_STYLES = (
     "low_and_slow",
 )
 
+# persona knobs that only mean something for some personas
+_PERSONA_ONLY = {
+    "shared_template": ("product_backend", "migrating_customer", "reseller"),
+    "cot_prompts": ("eval_harness", "education"),
+}
 _RANGE = {"type": "array", "items": {"type": "number", "minimum": 0}, "minItems": 2, "maxItems": 2}
 _SHARE = {"type": "number", "minimum": 0, "maximum": 1}
 _SCHEMA: dict[str, Any] = {
@@ -104,6 +110,9 @@ _SCHEMA: dict[str, Any] = {
                     "volume": {"type": "number", "exclusiveMinimum": 0},
                     "active_days": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                     "org_size": _RANGE,
+                    "shared_egress": _SHARE,
+                    "shared_template": _SHARE,
+                    "cot_prompts": _SHARE,
                 },
             },
         },
@@ -112,11 +121,13 @@ _SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["id", "style", "share", "calls_per_day", "mundane_share"],
+                "required": ["id", "style", "calls_per_day", "mundane_share"],
+                "anyOf": [{"required": ["share"]}, {"required": ["accounts"]}],
                 "properties": {
                     "id": {"type": "string", "minLength": 1},
                     "style": {"enum": list(ATTACK_STYLES)},
                     "share": _SHARE,
+                    "accounts": {"type": "integer", "minimum": 1},
                     "min_accounts": {"type": "integer", "minimum": 1},
                     "calls_per_day": _RANGE,
                     "mundane_share": _RANGE,
@@ -129,6 +140,11 @@ _SCHEMA: dict[str, Any] = {
                     "aged_accounts": _SHARE,
                     "human_hours": _SHARE,
                     "signup": {"type": "array", "items": {"enum": list(SIGNUP_CHANNELS)}},
+                    "service_hours": _SHARE,
+                    "wave_minutes": {"type": "number", "exclusiveMinimum": 0, "maximum": 1440},
+                    "legit_system": _SHARE,
+                    "legit_params": _SHARE,
+                    "paraphrases": {"type": "integer", "minimum": 0},
                 },
             },
         },
@@ -151,6 +167,9 @@ class PersonaSpec:
     volume: float
     active_days: float
     org_size: tuple[int, int]
+    shared_egress: float = 0.0  # share of multi-account orgs behind one egress address pool
+    shared_template: float = 0.0  # share of orgs whose accounts all run one product template
+    cot_prompts: float = 0.0  # share of accounts asking for step-by-step reasoning
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +189,12 @@ class CampaignSpec:
     aged_accounts: float
     human_hours: float
     signup: tuple[str, ...]
+    accounts: int | None = None  # absolute size: overrides share and min_accounts
+    service_hours: float = 0.0
+    wave_minutes: float = 15.0
+    legit_system: float = 0.0
+    legit_params: float = 0.0
+    paraphrases: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +216,11 @@ class Scenario:
     campaigns: tuple[CampaignSpec, ...]
     raw: dict[str, Any]
 
+    @property
+    def fixed_accounts(self) -> int:
+        """Accounts taken by campaigns of absolute size (``accounts:``), whatever the population."""
+        return sum(c.accounts or 0 for c in self.campaigns)
+
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
@@ -200,16 +230,6 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def _time(value: str, where: str) -> datetime:
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise DistillwatchError(f"{where}: {value!r} is not an RFC 3339 timestamp") from None
-    if ts.tzinfo is None:
-        raise DistillwatchError(f"{where}: {value!r} has no time zone (add Z)")
-    return ts
 
 
 def default_scenario_text() -> str:
@@ -241,15 +261,24 @@ def load_scenario(path: Path | None = None) -> Scenario:
             volume=float(v["volume"]),
             active_days=float(v["active_days"]),
             org_size=(int(v["org_size"][0]), max(int(v["org_size"][0]), int(v["org_size"][1]))),
+            shared_egress=float(v.get("shared_egress", 0.0)),
+            shared_template=float(v.get("shared_template", 0.0)),
+            cot_prompts=float(v.get("cot_prompts", 0.0)),
         )
         for k, v in doc["personas"].items()
         if v["share"] > 0
     )
+    for p in personas:
+        for knob, allowed in _PERSONA_ONLY.items():
+            if getattr(p, knob) > 0 and p.name not in allowed:
+                raise DistillwatchError(
+                    f"{name}: at personas/{p.name}: {knob} applies only to {', '.join(allowed)}"
+                )
     campaigns = tuple(
         CampaignSpec(
             id=c["id"],
             style=c["style"],
-            share=float(c["share"]),
+            share=float(c.get("share", 0.0)),
             min_accounts=int(c.get("min_accounts", 1)),
             calls_per_day=(float(c["calls_per_day"][0]), float(c["calls_per_day"][1])),
             mundane_share=(float(c["mundane_share"][0]), float(c["mundane_share"][1])),
@@ -265,9 +294,15 @@ def load_scenario(path: Path | None = None) -> Scenario:
             aged_accounts=float(c.get("aged_accounts", 0.0)),
             human_hours=float(c.get("human_hours", 0.0)),
             signup=tuple(c.get("signup", ["self_serve"])),
+            accounts=int(c["accounts"]) if "accounts" in c else None,
+            service_hours=float(c.get("service_hours", 0.0)),
+            wave_minutes=float(c.get("wave_minutes", 15.0)),
+            legit_system=float(c.get("legit_system", 0.0)),
+            legit_params=float(c.get("legit_params", 0.0)),
+            paraphrases=int(c.get("paraphrases", 0)),
         )
         for c in doc.get("campaigns", [])
-        if c["share"] > 0
+        if "accounts" in c or c["share"] > 0
     )
     if len({c.id for c in campaigns}) != len(campaigns):
         raise DistillwatchError(f"{name}: campaign ids must be unique")
@@ -276,14 +311,14 @@ def load_scenario(path: Path | None = None) -> Scenario:
     models = tuple(
         ModelSpec(
             m["model"],
-            _time(m["released_at"], f"{name}: models"),
+            parse_time(m["released_at"], f"{name}: models"),
             float(m["share"]),
             bool(m.get("reasoning", False)),
         )
         for m in doc["models"]
     )
     rel = doc["release"]
-    start = _time(doc["start"], f"{name}: start")
+    start = parse_time(doc["start"], f"{name}: start")
     sigma = doc["volume"]["sigma"]
     return Scenario(
         start=start,
