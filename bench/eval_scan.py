@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="201,202")
     ap.add_argument("--accounts", type=int, default=5000)
     ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--scenario", type=Path, default=None, help="scenario file (default: default)")
     ap.add_argument("--corpora", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path("/tmp/dw-eval"))
     ap.add_argument("--mmd", type=Path, default=None, help="MMD baseline scores (parquet)")
@@ -56,7 +57,8 @@ def main() -> None:
         runs.append((args.mmd_seed, args.mmd_accounts))
     for seed, n in runs:
         t0 = time.perf_counter()
-        res = Simulator(load_scenario(), pools, shipped_fit(), seed=seed).run(n, args.days)
+        sc = load_scenario(args.scenario)
+        res = Simulator(sc, pools, shipped_fit(), seed=seed).run(n, args.days)
         t1 = time.perf_counter()
         calls = pl.from_arrow(res.calls).lazy()  # type: ignore[union-attr]
         verdicts = pipe.scan(

@@ -69,6 +69,8 @@ _SLIM: Final = pl.Schema(
 )
 Label = Callable[[pl.Expr], pl.Expr]  # a key column -> its text in ``key``
 _SUB_BUCKET_SEED: Final = 0x5EED_7157  # fixed: the same calls always split the same way
+_BLOCK_PRODUCTS: Final = 1 << 24  # timing co-occurrence: pair counts held at once, about
+Keep = Callable[[Any, Any, Any], Any]  # (src, dst, support) arrays -> a boolean mask of those kept
 
 
 def _span(td: timedelta) -> str:
@@ -245,8 +247,13 @@ def _bucketed_edges(
     over the frame; the edge reaches ``weight`` at ``full``. Cells with more than ``cap`` accounts
     are dropped, and with ``frame_cap`` so are keys with more than ``cap`` accounts over the frame.
     """
+    # the key of each distinct (account, column, window), not of every call: a /24 is a regex
     cells = (
-        calls.select("account_id", key.alias("k"), pl.col("ts").dt.truncate(window).alias("t"))
+        calls.select(
+            "account_id", *key.meta.root_names(), pl.col("ts").dt.truncate(window).alias("t")
+        )
+        .unique()
+        .select("account_id", key.alias("k"), "t")
         .drop_nulls()
         .unique()
     )
@@ -347,39 +354,61 @@ def _template_edges(calls: pl.DataFrame, cfg: GraphConfig, population: float) ->
     )
 
 
-def _poisson_surprise(observed: pl.Series, expected: pl.Series) -> pl.Series:
-    """``-log10 P(X >= observed)`` for ``X ~ Poisson(expected)``, element-wise (finite)."""
+def _poisson_tail(observed: Any, expected: Any) -> Any:
+    """``-log10 P(X >= observed)`` for ``X ~ Poisson(expected)``, element-wise on NumPy arrays
+    (finite)."""
     from scipy.stats import poisson
 
-    log_tail = poisson.logsf(observed.cast(pl.Float64).to_numpy() - 1.0, expected.to_numpy())
-    return pl.Series(np.nan_to_num(-log_tail / math.log(10), posinf=1e6), dtype=pl.Float64)
+    log_tail = poisson.logsf(np.asarray(observed, dtype=np.float64) - 1.0, expected)
+    return np.nan_to_num(-log_tail / math.log(10), posinf=1e6)
 
 
-def _co_occurrence(active: pl.DataFrame, n: int) -> pl.DataFrame:
-    """``src``, ``dst`` (``src < dst``), ``support`` (cells shared) and ``days`` (days with one)
-    from ``ix``, ``cell``, ``day`` rows (one per account and active cell): a sparse product of the
-    account-by-cell matrix with itself per day, which costs the sum of squared cell sizes."""
-    from scipy.sparse import csr_matrix, triu
+def _poisson_surprise(observed: pl.Series, expected: pl.Series) -> pl.Series:
+    """``-log10 P(X >= observed)`` for ``X ~ Poisson(expected)``, element-wise (finite)."""
+    tail = _poisson_tail(observed.cast(pl.Float64).to_numpy(), expected.to_numpy())
+    return pl.Series(tail, dtype=pl.Float64)
 
-    support: Any = None
-    days: Any = None
-    for part in active.partition_by("day", maintain_order=True):
-        rows = part.get_column("ix").to_numpy().astype(np.int64)
-        cells = part.get_column("cell").to_numpy()
-        ones = np.ones(len(rows), dtype=np.int32)
-        matrix = csr_matrix((ones, (rows, cells)), shape=(n, int(cells.max()) + 1))
-        shared = triu(matrix @ matrix.T, k=1).tocsr()
-        seen = (shared > 0).astype(np.int32)
-        support = shared if support is None else support + shared
-        days = seen if days is None else days + seen
-    if support is None:
-        return pl.DataFrame(
-            schema={"src": pl.UInt32, "dst": pl.UInt32, "support": pl.Int64, "days": pl.Int64}
-        )
-    s, d = support.tocoo(), days.tocoo()
-    counts = pl.DataFrame({"src": s.row, "dst": s.col, "support": s.data.astype(np.int64)})
-    on_days = pl.DataFrame({"src": d.row, "dst": d.col, "days": d.data.astype(np.int64)})
-    return counts.join(on_days, on=["src", "dst"]).cast({"src": pl.UInt32, "dst": pl.UInt32})
+
+def _co_occurrence(
+    active: pl.DataFrame, n: int, keep: Keep, block_products: int = _BLOCK_PRODUCTS
+) -> pl.DataFrame:
+    """``src``, ``dst`` (``src < dst``) and ``support`` (cells shared) from ``ix``, ``cell`` rows
+    (one per account and active cell), for the pairs that ``keep(src, dst, support)`` keeps
+    (NumPy arrays in, a boolean mask out).
+
+    A sparse product of the account-by-cell matrix with itself, which costs the sum of squared
+    cell sizes. It runs over blocks of rows (accounts), each against the accounts from its first
+    row on, so that about ``block_products`` pair counts at most are held at once and only a
+    block's kept pairs outlive it: most pairs share a bucket or two by chance, and holding them
+    all would take memory that grows with the accounts times the bucket cap."""
+    from scipy.sparse import csr_matrix
+
+    schema = pl.Schema({"src": pl.UInt32(), "dst": pl.UInt32(), "support": pl.Int64()})
+    if active.height == 0:
+        return pl.DataFrame(schema=schema)
+    rows = active.get_column("ix").to_numpy().astype(np.int64)
+    cells = active.get_column("cell").to_numpy().astype(np.int64)
+    ones = np.ones(len(rows), dtype=np.int32)
+    matrix = csr_matrix((ones, (rows, cells)), shape=(n, int(cells.max()) + 1))
+    # a row's products (its cells' sizes summed) bound the pairs it adds to its block
+    sizes = np.bincount(cells)
+    cumulative = np.cumsum(np.bincount(rows, weights=sizes[cells], minlength=n))
+    found: list[tuple[Any, ...]] = []
+    start = 0
+    while start < n:
+        done = cumulative[start - 1] if start else 0.0
+        stop = int(np.searchsorted(cumulative, done + block_products, side="right"))
+        stop = min(max(stop, start + 1), n)
+        shared = (matrix[start:stop] @ matrix[start:].T).tocoo()
+        src = shared.row.astype(np.int64) + start
+        dst = shared.col.astype(np.int64) + start
+        support = shared.data.astype(np.int64)
+        upper = np.flatnonzero(dst > src)
+        kept = upper[keep(src[upper], dst[upper], support[upper])]
+        found.append((src[kept], dst[kept], support[kept]))
+        start = stop
+    columns = [np.concatenate(parts) for parts in zip(*found, strict=True)]
+    return pl.DataFrame(dict(zip(schema, columns, strict=True))).cast(schema)
 
 
 def _timing_edges(calls: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
@@ -434,12 +463,43 @@ def _timing_edges(calls: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
         .join(index, on="account_id")
         .select(
             "ix",
-            pl.struct("b", "sub").rank("dense").cast(pl.Int64).sub(1).alias("cell"),
+            # cells numbered by bucket, then sub-bucket (a number to rank, not a struct)
+            (pl.col("b").rank("dense").cast(pl.Int64) * pl.col("k_b").max().cast(pl.Int64))
+            .add(pl.col("sub").cast(pl.Int64))
+            .rank("dense")
+            .cast(pl.Int64)
+            .sub(1)
+            .alias("cell"),
             pl.col("b").dt.date().rank("dense").cast(pl.Int64).sub(1).alias("day"),
         )
     )
-    shared = _co_occurrence(active, index.height)
     nb = candidates.join(index, on="account_id").select("ix", "nb")
+    nb_of = np.zeros(index.height, dtype=np.float64)
+    nb_of[nb.get_column("ix").to_numpy()] = nb.get_column("nb").to_numpy()
+    compared = candidates.height * (candidates.height - 1) / 2
+    # a hair under the expectation, so the pre-filter keeps a superset; the tests below decide
+    low = scale * (1.0 - 1e-9)
+
+    def keep(src: Any, dst: Any, support: Any) -> Any:
+        """Pairs that may pass the support, lift and surprise tests (the Poisson tail only for
+        those passing the cheap tests)."""
+        expected = low * nb_of[src] * nb_of[dst]
+        ok = (support >= cfg.timing_min_shared) & (support >= cfg.timing_min_lift * expected)
+        maybe = np.flatnonzero(ok)
+        surprise = _poisson_tail(support[maybe], expected[maybe]) - math.log10(compared)
+        ok[maybe] = surprise >= cfg.timing_min_surprise - 1e-9
+        return ok
+
+    shared = _co_occurrence(active.select("ix", "cell"), index.height, keep)
+    cells = active.select("ix", "cell", "day")
+    on_days = (
+        shared.select("src", "dst")
+        .join(cells.rename({"ix": "src"}), on="src")
+        .join(cells.drop("day").rename({"ix": "dst"}), on=["dst", "cell"])
+        .group_by("src", "dst")
+        .agg(pl.col("day").n_unique().cast(pl.Int64).alias("days"))
+    )
+    shared = shared.join(on_days, on=["src", "dst"])
     pairs = (
         shared.filter(
             (pl.col("support") >= cfg.timing_min_shared) & (pl.col("days") >= cfg.timing_min_days)
@@ -449,7 +509,6 @@ def _timing_edges(calls: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
         .with_columns((pl.col("nb") * pl.col("nb_dst") * scale).alias("expected"))
         .filter(pl.col("support") >= cfg.timing_min_lift * pl.col("expected"))
     )
-    compared = candidates.height * (candidates.height - 1) / 2
     surprise = _poisson_surprise(pairs.get_column("support"), pairs.get_column("expected"))
     pairs = (
         pairs.with_columns((surprise - math.log10(compared)).alias("surprise"))
@@ -475,12 +534,42 @@ def _timing_edges(calls: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
     )
 
 
+def _handover_keys(calls: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
+    """``account_id``, ``what``, ``k``: each account's template families, client fingerprints and
+    /24s, those held by at most ``max_key_accounts`` accounts (distinct values are labelled, not
+    every call)."""
+    template = calls.filter(pl.col("family_kind") == "template").select("account_id", "family_id")
+    client = calls.select("account_id", "user_agent", "tls_fingerprint")
+    subnet = calls.select("account_id", "ip")
+    return (
+        pl.concat(
+            [
+                template.unique().select(
+                    "account_id",
+                    pl.lit("template").alias("what"),
+                    pl.col("family_id").cast(pl.String).alias("k"),
+                ),
+                client.unique().select(
+                    "account_id", pl.lit("client").alias("what"), _client_label()
+                ),
+                subnet.unique().select(
+                    "account_id", pl.lit("/24").alias("what"), _subnet24(pl.col("ip")).alias("k")
+                ),
+            ]
+        )
+        .drop_nulls()
+        .unique()
+        .filter(pl.len().over("what", "k") <= cfg.max_key_accounts)
+    )
+
+
 def _handover_edges(
     calls: pl.DataFrame, accounts: pl.DataFrame | None, cfg: GraphConfig
 ) -> pl.DataFrame:
     """Account ``b`` starts within ``handover_window`` after account ``a`` stops, and they share a
-    template family, client fingerprint or /24 held by at most ``max_key_accounts`` accounts. Candidate pairs come from a join on the hour
-    of ``b``'s first call against the hours after ``a``'s last call, not from all pairs."""
+    template family, client fingerprint or /24 held by at most ``max_key_accounts`` accounts.
+    Candidate pairs come from the shared keys (at most the cap squared per key), not from the
+    accounts stopping and starting near one time, which are many when a population ramps up."""
     if calls.height == 0:
         return _empty()
     start, end = calls.select(
@@ -490,63 +579,33 @@ def _handover_edges(
     span = calls.group_by("account_id").agg(
         pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")
     )
-    hours = math.ceil(window / timedelta(hours=1))
-    stoppers = (
-        span.filter(pl.col("last") <= end - quiet)
-        .select(
-            pl.col("account_id").alias("a"),
-            "last",
-            pl.int_ranges(0, hours + 1).alias("dh"),
-        )
-        .explode("dh")
-        .with_columns(
-            (pl.col("last").dt.truncate("1h") + pl.duration(hours=pl.col("dh"))).alias("h")
-        )
+    stoppers = span.filter(pl.col("last") <= end - quiet).select(
+        pl.col("account_id").alias("a"), "last"
     )
     starters = span.filter(pl.col("first") >= start + quiet).select(
-        pl.col("account_id").alias("b"), "first", pl.col("first").dt.truncate("1h").alias("h")
+        pl.col("account_id").alias("b"), "first"
     )
+    keys = _handover_keys(calls, cfg)
     gap = pl.col("first") - pl.col("last")
-    cand = stoppers.join(starters, on="h").filter(
-        (gap > timedelta(0)) & (gap <= window) & (pl.col("a") != pl.col("b"))
+    cand = (
+        keys.rename({"account_id": "a"})
+        .join(stoppers, on="a")
+        .join(keys.rename({"account_id": "b"}).join(starters, on="b"), on=["what", "k"])
+        .filter((gap > timedelta(0)) & (gap <= window) & (pl.col("a") != pl.col("b")))
     )
     if accounts is not None:
         created = accounts.select(pl.col("account_id").alias("b"), "created_at")
         cand = cand.join(created, on="b", how="left").filter(
             pl.col("created_at").is_null() | (pl.col("created_at") >= pl.col("last") - window)
         )
-    cand = cand.select("a", "b", "first", "last")
     if cand.height == 0:
         return _empty()
-    keys = (
-        pl.concat(
-            [
-                calls.filter(pl.col("family_kind") == "template").select(
-                    "account_id",
-                    pl.lit("template").alias("what"),
-                    pl.col("family_id").cast(pl.String).alias("k"),
-                ),
-                calls.select("account_id", pl.lit("client").alias("what"), _client_label()),
-                calls.select(
-                    "account_id", pl.lit("/24").alias("what"), _subnet24(pl.col("ip")).alias("k")
-                ),
-            ]
-        )
-        .drop_nulls()
-        .unique()
-        .filter(pl.len().over("what", "k") <= cfg.max_key_accounts)
-    )
-    shared = (
-        cand.join(keys.rename({"account_id": "a"}), on="a")
-        .join(keys.rename({"account_id": "b"}), on=["b", "what", "k"], how="semi")
-        .group_by("a", "b")
-        .agg(
-            pl.len().alias("support"),
-            pl.col("what").n_unique().alias("kinds"),
-            pl.col("what").unique().sort().str.join(", ").alias("what"),
-            pl.col("first").first(),
-            pl.col("last").first(),
-        )
+    shared = cand.group_by("a", "b").agg(
+        pl.len().alias("support"),
+        pl.col("what").n_unique().alias("kinds"),
+        pl.col("what").unique().sort().str.join(", ").alias("what"),
+        pl.col("first").first(),
+        pl.col("last").first(),
     )
     pairs = shared.with_columns(
         pl.min_horizontal("a", "b").alias("src"), pl.max_horizontal("a", "b").alias("dst")

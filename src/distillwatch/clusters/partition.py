@@ -33,19 +33,31 @@ def _degree_capped(edges: pl.DataFrame, config: GraphConfig) -> pl.DataFrame:
     strongest of that type at both their ends (ties broken by the other account's id)."""
     weak = pl.col("type").is_in(list(config.weak_types))
     capped = edges.filter(weak)
+    # integer codes in the strings' order (account ids sorted, weak types as listed), so the
+    # ranking sorts one number per (type, account) and the other end's id as a number: faster
+    ids = pl.concat([capped.get_column("src"), capped.get_column("dst")]).unique().sort()
+    account, n = pl.Enum(ids), len(ids)
+    kind = pl.col("type").cast(pl.Enum(list(dict.fromkeys(config.weak_types)))).to_physical()
+    coded = capped.select(
+        kind.cast(pl.Int64).alias("type"),
+        pl.col("src").cast(account).to_physical().cast(pl.Int64).alias("src"),
+        pl.col("dst").cast(account).to_physical().cast(pl.Int64).alias("dst"),
+        "weight",
+    )
     ends = pl.concat(
         [
-            capped.select(
+            coded.select(
                 "type", pl.col("src").alias("node"), pl.col("dst").alias("other"), "weight"
             ),
-            capped.select(
+            coded.select(
                 "type", pl.col("dst").alias("node"), pl.col("src").alias("other"), "weight"
             ),
         ]
     )
     kept = (
-        ends.sort(["type", "node", "weight", "other"], descending=[False, False, True, False])
-        .with_columns(pl.int_range(pl.len()).over("type", "node").alias("rank"))
+        ends.with_columns((pl.col("type") * n + pl.col("node")).alias("group"))
+        .sort(["group", "weight", "other"], descending=[False, True, False])
+        .with_columns(pl.int_range(pl.len()).over("group").alias("rank"))
         .filter(pl.col("rank") < config.weak_degree_cap)
         .select(
             "type",
@@ -57,9 +69,14 @@ def _degree_capped(edges: pl.DataFrame, config: GraphConfig) -> pl.DataFrame:
         .filter(pl.col("len") == 2)
         .drop("len")
     )
-    return pl.concat(
-        [edges.filter(~weak), capped.join(kept, on=["type", "src", "dst"], how="semi")]
+    rows = (
+        coded.select("type", "src", "dst")
+        .with_row_index("row")
+        .join(kept, on=["type", "src", "dst"], how="semi")
+        .get_column("row")
+        .sort()
     )
+    return pl.concat([edges.filter(~weak), capped[rows]])
 
 
 def combined_edges(edges: pl.DataFrame, config: GraphConfig = GraphConfig()) -> pl.DataFrame:
