@@ -23,29 +23,20 @@ from pathlib import Path
 import polars as pl
 
 from distillwatch.detectors import GradientBoostedDetector
-from distillwatch.detectors.train import _xy
+from distillwatch.detectors.train import _xy, simulated_population
 from distillwatch.eval import evaluate
 from distillwatch.scoring import ScanPipeline, score_accounts
 from distillwatch.sim import (
     ATTACK_STYLES,
-    Simulator,
     find_corpus_dir,
     load_corpora,
-    load_scenario,
-    shipped_fit,
 )
 from distillwatch.sim.corpora import Corpora
 
 
 def _labelled(pipe: ScanPipeline, pools: Corpora, seed: int, n: int, days: int) -> pl.DataFrame:
-    res = Simulator(load_scenario(), pools, shipped_fit(), seed=seed).run(n, days)
-    feats = pipe.features(
-        pl.from_arrow(res.calls).lazy(),  # type: ignore[union-attr]
-        pl.from_arrow(res.accounts).lazy(),  # type: ignore[union-attr]
-        pl.from_arrow(res.models).lazy(),  # type: ignore[union-attr]
-    )
-    labels = pl.from_arrow(res.labels)
-    assert isinstance(labels, pl.DataFrame)
+    calls, accounts, models, labels = simulated_population(pools, seed, n, days)
+    feats = pipe.features(calls, accounts, models)
     return feats.join(labels, on=["account_id"], how="inner", suffix="_label")
 
 

@@ -31,20 +31,29 @@ class TrainSpec:
     scenarios: tuple[str | None, ...] = (None,)  # None: the default scenario
 
 
+def simulated_population(
+    corpora: Corpora, seed: int, accounts: int, days: int, scenario: str | None = None
+) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame, pl.DataFrame]:
+    """(calls, accounts, models, labels) of one simulated population."""
+    sc = load_scenario(Path(scenario) if scenario else None)
+    res = Simulator(sc, corpora, shipped_fit(), seed=seed).run(accounts, days)
+    labels = pl.from_arrow(res.labels)
+    assert isinstance(labels, pl.DataFrame)
+    return (
+        pl.from_arrow(res.calls).lazy(),  # type: ignore[union-attr]
+        pl.from_arrow(res.accounts).lazy(),  # type: ignore[union-attr]
+        pl.from_arrow(res.models).lazy(),  # type: ignore[union-attr]
+        labels,
+    )
+
+
 def simulated_features(
     pipeline: ScanPipeline, corpora: Corpora, seed: int, accounts: int, days: int,
     scenario: str | None = None,
 ) -> pl.DataFrame:  # fmt: skip
     """Simulate one population and return its feature table with the ``label`` column."""
-    sc = load_scenario(Path(scenario) if scenario else None)
-    res = Simulator(sc, corpora, shipped_fit(), seed=seed).run(accounts, days)
-    feats = pipeline.features(
-        pl.from_arrow(res.calls).lazy(),  # type: ignore[union-attr]
-        pl.from_arrow(res.accounts).lazy(),  # type: ignore[union-attr]
-        pl.from_arrow(res.models).lazy(),  # type: ignore[union-attr]
-    )
-    labels = pl.from_arrow(res.labels)
-    assert isinstance(labels, pl.DataFrame)
+    calls, accs, models, labels = simulated_population(corpora, seed, accounts, days, scenario)
+    feats = pipeline.features(calls, accs, models)
     return feats.join(labels.select("account_id", "label"), on="account_id", how="inner")
 
 
@@ -110,15 +119,10 @@ def simulated_clusters(
     a cluster's members belong to campaigns."""
     from distillwatch.scoring.clusters import cluster_features
 
-    sc = load_scenario(Path(scenario) if scenario else None)
-    res = Simulator(sc, corpora, shipped_fit(), seed=seed).run(accounts, days)
+    calls, accs, models, labels = simulated_population(corpora, seed, accounts, days, scenario)
     saved, pipeline.cluster_detector = pipeline.cluster_detector, None
     try:
-        result = pipeline.scan(
-            pl.from_arrow(res.calls).lazy(),  # type: ignore[union-attr]
-            pl.from_arrow(res.accounts).lazy(),  # type: ignore[union-attr]
-            pl.from_arrow(res.models).lazy(),  # type: ignore[union-attr]
-        )
+        result = pipeline.scan(calls, accs, models)
     finally:
         pipeline.cluster_detector = saved
     clusters = result.verdicts.select("account_id", "cluster_id")
@@ -129,8 +133,6 @@ def simulated_clusters(
         result.edges,
         strong_rules=pipeline.strong_rules,
     )
-    labels = pl.from_arrow(res.labels)
-    assert isinstance(labels, pl.DataFrame)
     truth = (
         clusters.drop_nulls("cluster_id")
         .join(labels.select("account_id", "label"), on="account_id")

@@ -13,7 +13,13 @@ from typing import Any
 
 import polars as pl
 
-from distillwatch.clusters import EDGE_SCHEMA, GraphConfig, account_edges, cluster_accounts
+from distillwatch.clusters import (
+    EDGE_SCHEMA,
+    GraphConfig,
+    account_edges,
+    cluster_accounts,
+    cluster_edge_summary,
+)
 from distillwatch.core.errors import DistillwatchError
 from distillwatch.detectors.gbm import GradientBoostedDetector
 from distillwatch.features.benchmarks import BenchmarkIndex
@@ -207,26 +213,21 @@ def _cluster_verdicts(
     by their weight inside the cluster, and a first reason that names the links."""
     cid = clusters.drop_nulls("cluster_id")
     members = cid.group_by("cluster_id").agg(pl.col("account_id").sort().alias("members"))
+    # per cluster, its edge types heaviest first (cluster_edge_summary's order)
     inside = (
-        edges.join(cid.rename({"account_id": "src", "cluster_id": "c1"}), on="src")
-        .join(cid.rename({"account_id": "dst", "cluster_id": "c2"}), on="dst")
-        .filter(pl.col("c1") == pl.col("c2"))
-        .group_by("c1", "type")
-        .agg(pl.len().alias("n"), pl.col("weight").sum().alias("w"))
-        .sort(["c1", "w", "type"], descending=[False, True, False])
-        .group_by("c1", maintain_order=True)
+        cluster_edge_summary(edges, clusters)
+        .group_by("cluster_id", maintain_order=True)
         .agg(
             pl.col("type").alias("edge_types"),
             pl.format(
                 "{} ({} link{})",
                 pl.col("type"),
-                pl.col("n"),
-                pl.when(pl.col("n") == 1).then(pl.lit("")).otherwise(pl.lit("s")),
+                pl.col("n_edges"),
+                pl.when(pl.col("n_edges") == 1).then(pl.lit("")).otherwise(pl.lit("s")),
             )
             .str.join(", ")
             .alias("links"),
         )
-        .rename({"c1": "cluster_id"})
     )
     out = (
         scored.join(cfeats.select("cluster_id", "n_accounts", "n_calls"), on="cluster_id")
