@@ -8,6 +8,7 @@ from distillwatch import __version__
 from distillwatch.cli import (
     demo_cmd,
     eval_cmd,
+    gateway_cmd,
     rules_cmd,
     scan_cmd,
     simulate_cmd,
@@ -46,6 +47,7 @@ app.command("validate")(validate_cmd.validate)
 app.command("scan")(scan_cmd.scan)
 app.command("train")(train_cmd.train)
 app.add_typer(rules_cmd.rules_app, name="rules")
+app.add_typer(gateway_cmd.gateway_app, name="gateway")
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,399 @@
+"""The event log: every call, in the canonical schema, never lost once acknowledged.
+
+The request path hands a :class:`~distillwatch.gateway.events.Capture` to
+:meth:`EventLog.submit`, which only appends it to a queue. A worker turns captures into
+records and appends them to a local write-ahead spool (JSONL segments); a record is
+*acknowledged* once its line is written to the spool file (it then survives the gateway being
+killed; with ``fsync`` also a power cut). Closed segments are delivered to the sink, retried
+with back-off until the sink takes them, then removed. On start, segments left by a previous
+run are delivered first (a torn last line is cut). When the queue or the spool grows past its
+bound, :meth:`EventLog.accepting` turns false and the proxy refuses new calls (503) rather
+than serve calls it could not log.
+
+Sinks by URI:
+
+- ``file:///var/log/dw?format=parquet`` (default ``parquet``; or ``jsonl``): segments become
+  ``calls-<start>-<node>-<seq>.parquet`` that ``distillwatch scan`` reads directly;
+- ``nats://127.0.0.1:4222/dw.calls?stream=DW_CALLS``: every record is published to JetStream
+  with its ``request_id`` as ``Nats-Msg-Id``, so a re-delivered segment is de-duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlparse
+
+import orjson
+
+from distillwatch.core.errors import DistillwatchError
+from distillwatch.gateway.events import Capture, call_record
+from distillwatch.ingest import read_calls, write_table
+
+log = logging.getLogger("distillwatch.gateway")
+
+
+class Sink(Protocol):
+    """Where closed spool segments go. :meth:`deliver` raises when it could not take one."""
+
+    uri: str
+
+    async def deliver(self, segment: Path, rows: int) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _final_name(segment: Path, suffix: str) -> str:
+    # wal-<start>-<node>-<seq>.jsonl -> calls-<start>-<node>-<seq><suffix>: deterministic, so a
+    # segment delivered twice (crash after writing, before removing it) overwrites itself
+    return "calls-" + segment.name.removeprefix("wal-").removesuffix(".jsonl") + suffix
+
+
+class FileSink:
+    """Finished segments as Parquet (or JSONL) files in one folder ``scan`` reads."""
+
+    def __init__(self, uri: str, folder: Path, fmt: str) -> None:
+        if fmt not in ("parquet", "jsonl"):
+            raise DistillwatchError(f"sink {uri!r}: format must be parquet or jsonl")
+        self.uri, self.folder, self.fmt = uri, folder, fmt
+        self.malformed = 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _deliver(self, segment: Path) -> None:
+        if self.fmt == "jsonl":
+            os.replace(segment, self.folder / _final_name(segment, ".jsonl"))
+            return
+        result = read_calls(segment)
+        self.malformed += result.n_bad
+        for err in result.errors[:3]:
+            log.warning("event log: malformed record skipped: %s", err)
+        write_table(result.table, self.folder / _final_name(segment, ".parquet"))
+        segment.unlink()
+
+    async def deliver(self, segment: Path, rows: int) -> None:
+        await asyncio.to_thread(self._deliver, segment)
+
+    async def close(self) -> None:
+        return None
+
+
+class NatsSink:
+    """Records published one by one to a JetStream stream (created when missing)."""
+
+    def __init__(self, uri: str, server: str, subject: str, stream: str) -> None:
+        self.uri, self.server, self.subject, self.stream = uri, server, subject, stream
+        self._nc: Any = None
+        self._js: Any = None
+
+    async def _connect(self) -> Any:
+        if self._nc is not None and self._nc.is_connected:
+            return self._js
+        import nats
+        from nats.js.errors import NotFoundError
+
+        await self.close()
+
+        async def quiet(_: Exception) -> None:  # failures are counted and logged by the caller
+            return None
+
+        # nats-py keeps retrying an initial connect that is refused: bound it ourselves
+        self._nc = await asyncio.wait_for(
+            nats.connect(
+                self.server,
+                connect_timeout=2,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                error_cb=quiet,
+            ),
+            timeout=3,
+        )
+        self._js = self._nc.jetstream(timeout=5)
+        try:
+            await self._js.stream_info(self.stream)
+        except NotFoundError:
+            await self._js.add_stream(name=self.stream, subjects=[self.subject])
+        return self._js
+
+    async def deliver(self, segment: Path, rows: int) -> None:
+        js = await self._connect()
+        lines = [ln for ln in segment.read_bytes().split(b"\n") if ln]
+        for start in range(0, len(lines), 256):
+            batch = lines[start : start + 256]
+            await asyncio.gather(*(self._publish(js, line) for line in batch))
+        segment.unlink()
+
+    async def _publish(self, js: Any, line: bytes) -> None:
+        rid = orjson.loads(line).get("request_id") or ""
+        await js.publish(self.subject, line, headers={"Nats-Msg-Id": rid} if rid else None)
+
+    async def close(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing left to close
+                await nc.close()
+
+
+def open_sink(uri: str) -> Sink:
+    """A sink from its URI (see the module docstring).
+
+    >>> open_sink("kafka://x")
+    Traceback (most recent call last):
+    ...
+    distillwatch.core.errors.DistillwatchError: event sink 'kafka://x': use file://FOLDER or nats://HOST:PORT/SUBJECT
+    """
+    parsed = urlparse(uri)
+    query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+    if parsed.scheme == "file":
+        path = (parsed.netloc + parsed.path) if parsed.netloc else parsed.path
+        if not path:
+            raise DistillwatchError(f"event sink {uri!r}: no folder")
+        return FileSink(uri, Path(path), query.get("format", "parquet"))
+    if parsed.scheme == "nats":
+        subject = parsed.path.lstrip("/") or "distillwatch.calls"
+        stream = query.get("stream", "DISTILLWATCH_CALLS")
+        return NatsSink(uri, f"nats://{parsed.netloc}", subject, stream)
+    raise DistillwatchError(f"event sink {uri!r}: use file://FOLDER or nats://HOST:PORT/SUBJECT")
+
+
+@dataclass(slots=True)
+class LogStats:
+    """Counters of the event log, exported as metrics. ``acknowledged`` = on the spool."""
+
+    submitted: int = 0
+    acknowledged: int = 0
+    delivered: int = 0
+    recovered: int = 0
+    delivery_failures: int = 0
+    refused: int = 0
+    spooled_bytes: int = 0
+
+
+class EventLog:
+    """Queue -> write-ahead spool -> sink, with bounded memory and no work on the request path."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        spool: Path,
+        *,
+        node: str = "gw",
+        rotate_seconds: float = 60.0,
+        rotate_rows: int = 50_000,
+        max_pending: int = 100_000,
+        max_spool_bytes: int = 1 << 30,
+        fsync: bool = False,
+        flush_interval: float = 0.005,
+        on_records: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        self.sink, self.spool, self.node = sink, spool, node
+        self.rotate_seconds, self.rotate_rows = rotate_seconds, rotate_rows
+        self.max_pending, self.max_spool_bytes = max_pending, max_spool_bytes
+        self.fsync, self.flush_interval = fsync, flush_interval
+        self.on_records = on_records
+        self.stats = LogStats()
+        self._queue: deque[Capture] = deque()
+        self._wake = asyncio.Event()
+        self._closed: asyncio.Queue[tuple[Path, int]] = asyncio.Queue()
+        self._file: Any = None
+        self._segment: Path | None = None
+        self._segment_rows = 0
+        self._segment_opened = 0.0
+        self._seq = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._pending_delivery = 0
+
+    # --- request path ---------------------------------------------------------------------------
+
+    def accepting(self) -> bool:
+        """Whether a new call can be taken without outgrowing the queue or the spool."""
+        ok = len(self._queue) < self.max_pending and self.stats.spooled_bytes < self.max_spool_bytes
+        if not ok:
+            self.stats.refused += 1
+        return ok
+
+    def submit(self, capture: Capture) -> None:
+        """Queue one finished call; O(1), never blocks, never raises."""
+        self._queue.append(capture)
+        self.stats.submitted += 1
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Calls submitted but not yet delivered to the sink."""
+        return (
+            len(self._queue) + self.stats.acknowledged - self.stats.delivered + self.stats.recovered
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.spool.mkdir(parents=True, exist_ok=True)
+        for seg in sorted(self.spool.glob("wal-*.jsonl")):
+            rows = _repair(seg)
+            self._seq = max(self._seq, _seq_of(seg) + 1)
+            self.stats.recovered += rows
+            self.stats.spooled_bytes += seg.stat().st_size
+            self._pending_delivery += 1
+            self._closed.put_nowait((seg, rows))
+        if self.stats.recovered:
+            log.warning(
+                "event log: %d call(s) left in the spool by an earlier run", self.stats.recovered
+            )
+        self._tasks = [
+            asyncio.create_task(self._writer(), name="dw-eventlog-writer"),
+            asyncio.create_task(self._deliverer(), name="dw-eventlog-deliverer"),
+        ]
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Write everything queued, close the segment, and try to deliver for ``timeout`` s;
+        what is not delivered stays in the spool for the next start."""
+        self._stopping = True
+        self._wake.set()
+        writer, deliverer = self._tasks or (None, None)
+        if writer is not None:
+            await writer
+        try:
+            await asyncio.wait_for(self._drained(), timeout)
+        except TimeoutError:
+            log.warning("event log: %d call(s) left undelivered in %s", self.pending, self.spool)
+        if deliverer is not None:
+            deliverer.cancel()
+            await asyncio.gather(deliverer, return_exceptions=True)
+        await self.sink.close()
+
+    async def _drained(self) -> None:
+        while self._pending_delivery:
+            await asyncio.sleep(0.01)
+
+    # --- worker ---------------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        while True:
+            if not self._queue:
+                if self._stopping:
+                    break
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._rotate_wait())
+            if self._queue:
+                await asyncio.sleep(self.flush_interval)  # let a batch gather
+                await self._write_batch()
+            if self._segment is not None and (
+                self._segment_rows >= self.rotate_rows
+                or time.monotonic() - self._segment_opened >= self.rotate_seconds
+                or self._stopping
+            ):
+                await asyncio.to_thread(self._rotate)
+        if self._segment is not None:
+            await asyncio.to_thread(self._rotate)
+
+    def _rotate_wait(self) -> float:
+        if self._segment is None:
+            return 1.0
+        return max(0.01, self.rotate_seconds - (time.monotonic() - self._segment_opened))
+
+    async def _write_batch(self) -> None:
+        captures: list[Capture] = []
+        while self._queue and len(captures) < 4096:
+            captures.append(self._queue.popleft())
+        records: list[dict[str, Any]] = []
+        parts: list[bytes] = []
+        for i, cap in enumerate(captures):
+            try:
+                rec = call_record(cap)
+                line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+            except Exception as exc:  # never lose the call: log a minimal record instead
+                log.exception("event log: cannot build record for %s", cap.request_id)
+                cap.body, cap.response, cap.chunks, cap.error = None, None, [], f"unloggable: {exc}"
+                rec = call_record(cap)
+                line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+            rec["_ts"] = cap.ts
+            records.append(rec)
+            parts.append(line)
+            if i % 32 == 31:
+                await asyncio.sleep(0)  # keep the event loop responsive
+        data = b"".join(parts)
+        await asyncio.to_thread(self._append, data)
+        self._segment_rows += len(captures)
+        self.stats.acknowledged += len(captures)
+        self.stats.spooled_bytes += len(data)
+        if self.on_records is not None:
+            try:
+                self.on_records(records)
+            except Exception:
+                log.exception("event log: on_records callback failed")
+
+    def _append(self, data: bytes) -> None:
+        if self._file is None:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            self._segment = self.spool / f"wal-{stamp}-{self.node}-{self._seq:08d}.jsonl"
+            self._seq += 1
+            self._file = self._segment.open("ab")
+            self._segment_opened = time.monotonic()
+            self._segment_rows = 0
+        self._file.write(data)
+        self._file.flush()
+        if self.fsync:
+            os.fsync(self._file.fileno())
+
+    def _rotate(self) -> None:
+        if self._file is None or self._segment is None:
+            return
+        self._file.close()
+        self._pending_delivery += 1
+        self._closed.put_nowait((self._segment, self._segment_rows))
+        self._file, self._segment, self._segment_rows = None, None, 0
+
+    async def _deliverer(self) -> None:
+        backoff = 0.1
+        while True:
+            seg, rows = await self._closed.get()
+            size = seg.stat().st_size if seg.exists() else 0
+            while True:
+                try:
+                    await self.sink.deliver(seg, rows)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.stats.delivery_failures += 1
+                    log.warning(
+                        "event log: %s refused %s (%s); retry in %.1f s",
+                        self.sink.uri,
+                        seg.name,
+                        exc,
+                        backoff,
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+            backoff = 0.1
+            self.stats.delivered += rows
+            self.stats.spooled_bytes -= size
+            self._pending_delivery -= 1
+
+
+def _seq_of(segment: Path) -> int:
+    try:
+        return int(segment.stem.rsplit("-", 1)[-1])
+    except ValueError:
+        return 0
+
+
+def _repair(segment: Path) -> int:
+    """Cut a torn last line (a write cut short by a crash); the number of whole lines left."""
+    data = segment.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end != len(data):
+        with segment.open("r+b") as f:
+            f.truncate(end)
+    return data.count(b"\n")

@@ -1,0 +1,225 @@
+"""A small, fast OpenAI-compatible model server for tests, benchmarks and demos.
+
+It answers ``/v1/chat/completions`` (plain and SSE), ``/v1/completions``, ``/v1/responses``
+and ``/v1/models`` with a fixed short answer and visible reasoning text, so the gateway's
+parsing, degrading and logging paths all run. Request field ``stub_delay_ms`` delays one answer
+(timeouts); ``--delay-ms`` delays every answer (an upstream with real latency).
+
+Run: ``python -m distillwatch.gateway.stub --port 9000`` or
+``distillwatch gateway stub-upstream --port 9000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+ANSWER = "The answer is 4."
+REASONING = "The user asks for 2+2. Two plus two is four. I should answer briefly."
+MODEL = "stub-1"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+def _usage() -> dict[str, Any]:
+    return {
+        "prompt_tokens": 12,
+        "completion_tokens": 6,
+        "total_tokens": 18,
+        "completion_tokens_details": {"reasoning_tokens": 15},
+    }
+
+
+class StubUpstream:
+    """The ASGI app; ``delay_ms`` is added to every answer, ``chunks`` is the SSE word count."""
+
+    def __init__(self, delay_ms: float = 0.0) -> None:
+        self.delay_ms = delay_ms
+        self.calls = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        self.calls += 1
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        path = scope["path"]
+        try:
+            req = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            await _json(
+                send, 400, {"error": {"message": "bad json", "type": "invalid_request_error"}}
+            )
+            return
+        asked = req.get("stub_delay_ms", 0) if isinstance(req, dict) else 0
+        delay = (asked if isinstance(asked, int | float) else 0) + self.delay_ms
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        if path == "/v1/models":
+            doc: dict[str, Any] = {
+                "object": "list",
+                "data": [{"id": MODEL, "object": "model", "owned_by": "stub"}],
+            }
+            await _json(send, 200, doc)
+            return
+        model = req.get("model", MODEL) if isinstance(req, dict) else MODEL
+        stream = isinstance(req, dict) and req.get("stream") is True
+        if path == "/v1/chat/completions":
+            if stream:
+                await self._chat_stream(send, model, req)
+            else:
+                n: int = req["n"] if isinstance(req.get("n"), int) else 1
+                choices: list[dict[str, Any]] = [
+                    {
+                        "index": i,
+                        "message": {
+                            "role": "assistant",
+                            "content": ANSWER,
+                            "reasoning_content": REASONING,
+                        },
+                        "logprobs": {"content": []} if req.get("logprobs") else None,
+                        "finish_reason": "stop",
+                    }
+                    for i in range(max(1, n))
+                ]
+                doc = {
+                    "id": "chatcmpl-stub",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": choices,
+                    "usage": _usage(),
+                }
+                await _json(send, 200, doc)
+        elif path == "/v1/completions":
+            doc = {
+                "id": "cmpl-stub",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "text": ANSWER, "finish_reason": "stop"}],
+                "usage": _usage(),
+            }
+            await _json(send, 200, doc)
+        elif path == "/v1/responses":
+            doc = {
+                "id": "resp-stub",
+                "object": "response",
+                "model": model,
+                "status": "completed",
+                "output": [
+                    {"type": "reasoning", "summary": [{"type": "summary_text", "text": REASONING}]},
+                    {
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": ANSWER}],
+                    },
+                ],
+                "usage": {
+                    "input_tokens": 12,
+                    "output_tokens": 6,
+                    "output_tokens_details": {"reasoning_tokens": 15},
+                },
+            }
+            await _json(send, 200, doc)
+        else:
+            await _json(
+                send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}}
+            )
+
+    async def _chat_stream(self, send: Send, model: str, req: dict[str, Any]) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        base: dict[str, Any] = {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+        pieces: list[dict[str, Any]] = [
+            {"role": "assistant", "reasoning_content": w + " "} for w in REASONING.split(" ")
+        ]
+        pieces += [{"content": w + (" " if i < 3 else "")} for i, w in enumerate(ANSWER.split(" "))]
+        gap = float(req.get("stub_chunk_delay_ms", 0) or 0) / 1000
+        for delta in pieces:
+            ev = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + orjson.dumps(ev) + b"\n\n",
+                    "more_body": True,
+                }
+            )
+            if gap:
+                await asyncio.sleep(gap)
+        last = {
+            **base,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": _usage(),
+        }
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"data: " + orjson.dumps(last) + b"\n\ndata: [DONE]\n\n",
+                "more_body": False,
+            }
+        )
+
+
+async def _json(send: Send, status: int, doc: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": orjson.dumps(doc)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--delay-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    uvicorn.run(
+        StubUpstream(args.delay_ms),
+        host=args.host,
+        port=args.port,
+        http="httptools",
+        loop="uvloop",
+        access_log=False,
+        log_level="warning",
+        backlog=4096,
+    )
+
+
+if __name__ == "__main__":
+    main()
