@@ -67,3 +67,66 @@ def test_reason_text_names_value_baseline_weight_and_source() -> None:
     assert "0.9" in text and "median 0" in text and "2.50 log-odds" in text
     assert text.endswith("[rule:intent/cot-elicitation@1]")
     assert "lowers" in render(Evidence("n_calls", 3, 10, -0.4, "feature:volume@1"))
+
+
+def test_low_scores_get_no_evidence_unless_asked() -> None:
+    rng = np.random.default_rng(1)
+    n = 300
+    y = rng.random(n) < 0.3
+    feats = pl.DataFrame(
+        {
+            "account_id": [f"a{i:03d}" for i in range(n)],
+            "high_max_tokens_share": np.where(y, rng.uniform(0.6, 1, n), rng.uniform(0, 0.3, n)),
+            "allowlisted": np.zeros(n, dtype=bool),
+        }
+    )
+    det = GradientBoostedDetector(n_estimators=30).fit(
+        feats.drop("account_id", "allowlisted"), y.astype(int)
+    )
+    cfg = ScanConfig(explain_min_score=0.5)
+    out = score_accounts(feats, det, cfg)
+    low = out.filter(pl.col("score") < 0.5)
+    assert low.height > 0 and (low["evidence"].list.len() == 0).all()
+    assert (out.filter(pl.col("score") >= 0.5)["evidence"].list.len() > 0).all()
+    everything = score_accounts(feats, det, cfg, explain=np.ones(n, dtype=bool))
+    assert (everything["evidence"].list.len() > 0).sum() > (out["evidence"].list.len() > 0).sum()
+    # the scores themselves never depend on what is explained
+    assert everything["score"].equals(out["score"])
+
+
+def test_an_account_lifted_by_its_cluster_gets_its_own_evidence_after_the_cluster_item() -> None:
+    from distillwatch.scoring.clusters import combine_scores
+    from distillwatch.scoring.pipeline import ScanPipeline
+
+    rng = np.random.default_rng(2)
+    n = 200
+    y = rng.random(n) < 0.3
+    feats = pl.DataFrame(
+        {
+            "account_id": [f"a{i:03d}" for i in range(n)],
+            "high_max_tokens_share": np.where(y, rng.uniform(0.6, 1, n), rng.uniform(0, 0.3, n)),
+            "allowlisted": np.zeros(n, dtype=bool),
+        }
+    )
+    det = GradientBoostedDetector(n_estimators=30).fit(
+        feats.drop("account_id", "allowlisted"), y.astype(int)
+    )
+    cfg = ScanConfig(explain_min_score=0.5)
+    own = score_accounts(feats, det, cfg)
+    quiet = own.filter(pl.col("score") < 0.1)["account_id"][:3].to_list()
+    clusters = feats.select(
+        "account_id",
+        pl.when(pl.col("account_id").is_in(quiet)).then(pl.lit("k")).alias("cluster_id"),
+    )
+    cver = pl.DataFrame({"cluster_id": ["k"], "score": [0.9]})
+    scored = combine_scores(own, clusters, cver, feats, cfg)
+    before = {r["account_id"]: r for r in scored.iter_rows(named=True)}
+    assert all(len(before[a]["evidence"]) == 1 for a in quiet)  # the cluster item only
+    out = ScanPipeline(config=cfg)._explain_lifted(scored, feats, det)
+    rows = {r["account_id"]: r for r in out.iter_rows(named=True)}
+    for a in quiet:
+        ev = rows[a]["evidence"]
+        assert ev[0]["signal"] == "cluster_score"
+        assert len(ev) > 1 and ev[1]["signal"] == "high_max_tokens_share"
+    assert out.height == scored.height
+    assert out.select("account_id", "score").equals(scored.select("account_id", "score"))

@@ -37,6 +37,9 @@ class ScanConfig:
     allowlisted_max_tier: str = "watch"
     max_evidence: int = 6
     min_weight: float = 0.05  # evidence items smaller than this (|log-odds|) are dropped
+    explain_min_score: float = 0.01
+    """Accounts scored below this get no evidence items (TreeSHAP is most of the scoring cost,
+    and the score of such an account explains itself); 0 explains every account."""
 
     @classmethod
     def load(cls, path: Path | None) -> ScanConfig:
@@ -56,6 +59,7 @@ class ScanConfig:
             throttle=float(tiers.get("throttle", d.throttle)),
             block=float(tiers.get("block", d.block)),
             allowlisted_max_tier=str(doc.get("allowlisted_max_tier", d.allowlisted_max_tier)),
+            explain_min_score=float(doc.get("explain_min_score", d.explain_min_score)),
             max_evidence=int(doc.get("max_evidence", d.max_evidence)),
         )
         if not 0 <= cfg.watch <= cfg.throttle <= cfg.block <= 1:
@@ -78,45 +82,68 @@ def tiers(score: np.ndarray, allowlisted: np.ndarray, cfg: ScanConfig) -> list[s
 
 
 def score_accounts(
-    features: pl.DataFrame, detector: GradientBoostedDetector, cfg: ScanConfig
+    features: pl.DataFrame,
+    detector: GradientBoostedDetector,
+    cfg: ScanConfig,
+    explain: np.ndarray | None = None,
 ) -> pl.DataFrame:
-    """Score every account: ``account_id``, ``score``, ``tier``, ``reasons``, ``evidence``."""
+    """Score every account: ``account_id``, ``score``, ``tier``, ``reasons``, ``evidence``.
+
+    Evidence (TreeSHAP contributions) is computed for the rows where ``explain`` is true;
+    by default those scored at least ``cfg.explain_min_score``. Others get empty lists."""
     score = detector.score(features)
-    contrib = detector.contributions(features)
+    if explain is None:
+        explain = score >= cfg.explain_min_score
+    reasons, evidence = explain_accounts(features, detector, cfg, explain)
+    allow = (
+        features["allowlisted"].fill_null(False).cast(pl.Boolean).to_numpy()
+        if "allowlisted" in features.columns
+        else np.zeros(len(features), dtype=bool)
+    )
+    return pl.DataFrame(
+        {
+            "account_id": features["account_id"],
+            "score": score,
+            "tier": tiers(score, allow, cfg),
+            "reasons": pl.Series("reasons", reasons, dtype=pl.List(pl.String)),
+            "evidence": pl.Series("evidence", evidence, dtype=pl.List(EVIDENCE_STRUCT)),
+        }
+    )
+
+
+def explain_accounts(
+    features: pl.DataFrame,
+    detector: GradientBoostedDetector,
+    cfg: ScanConfig,
+    rows: np.ndarray,
+) -> tuple[list[list[str]], list[list[dict[str, Any]]]]:
+    """Per account of ``features``: reasons and evidence items for the rows where ``rows`` is
+    true (empty lists elsewhere). Baselines are medians over all of ``features``."""
     names = detector.feature_names_
     values = features.select([pl.col(n).cast(pl.Float64) for n in names]).to_numpy()
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: no baseline
         baseline = np.nanmedian(values, axis=0) if len(values) else np.zeros(len(names))
     sources = [describe(n)[1] for n in names]
-    allow = (
-        features["allowlisted"].fill_null(False).cast(pl.Boolean).to_numpy()
-        if "allowlisted" in features.columns
-        else np.zeros(len(features), dtype=bool)
-    )
+    picked = np.flatnonzero(rows)
+    reasons: list[list[str]] = [[] for _ in range(len(features))]
+    evidence: list[list[dict[str, Any]]] = [[] for _ in range(len(features))]
+    if picked.size == 0:
+        return reasons, evidence
+    contrib = detector.contributions(features[picked])
     order = np.argsort(-np.abs(contrib), axis=1)[:, : cfg.max_evidence]
-    evidence: list[list[dict[str, Any]]] = []
-    reasons: list[list[str]] = []
-    for i, cols in enumerate(order):
+    for k, (i, cols) in enumerate(zip(picked, order, strict=True)):
         items = [
             Evidence(
-                names[j], float(values[i, j]), float(baseline[j]), float(contrib[i, j]), sources[j]
+                names[j], float(values[i, j]), float(baseline[j]), float(contrib[k, j]), sources[j]
             )
             for j in cols
-            if abs(contrib[i, j]) >= cfg.min_weight and np.isfinite(values[i, j])
+            if abs(contrib[k, j]) >= cfg.min_weight and np.isfinite(values[i, j])
         ]
         items.sort(key=lambda e: -e.weight)
-        evidence.append([
+        evidence[i] = [
             {"signal": e.signal, "value": e.value, "baseline": e.baseline, "weight": e.weight, "source": e.source}
             for e in items
-        ])  # fmt: skip
-        reasons.append([render(e) for e in items if e.weight > 0])
-    return pl.DataFrame(
-        {
-            "account_id": features["account_id"],
-            "score": score,
-            "tier": tiers(score, allow, cfg),
-            "reasons": reasons,
-            "evidence": pl.Series("evidence", evidence, dtype=pl.List(EVIDENCE_STRUCT)),
-        }
-    )
+        ]  # fmt: skip
+        reasons[i] = [render(e) for e in items if e.weight > 0]
+    return reasons, evidence

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from distillwatch.clusters import (
@@ -27,7 +28,12 @@ from distillwatch.features.calls import call_frame, is_call_frame
 from distillwatch.features.table import feature_table
 from distillwatch.features.templates import template_families
 from distillwatch.rules import RuleSet, load_rules
-from distillwatch.scoring.accounts import EVIDENCE_STRUCT, ScanConfig, score_accounts
+from distillwatch.scoring.accounts import (
+    EVIDENCE_STRUCT,
+    ScanConfig,
+    explain_accounts,
+    score_accounts,
+)
 from distillwatch.scoring.clusters import cluster_features, combine_scores, score_clusters
 
 NON_FEATURES = ("account_id", "org_id", "allowlisted", "label")
@@ -154,6 +160,37 @@ class ScanPipeline:
         clusters = cluster_accounts(edges, ids, self.graph, seed=self.seed)
         return edges, clusters
 
+    def _explain_lifted(
+        self, scored: pl.DataFrame, feats: pl.DataFrame, detector: GradientBoostedDetector
+    ) -> pl.DataFrame:
+        """Own evidence for accounts whose cluster lifted them to ``explain_min_score`` or more
+        from below it (:func:`score_accounts` left them unexplained), after the cluster item."""
+        cut = self.config.explain_min_score
+        need = scored.filter((pl.col("score") >= cut) & (pl.col("own_score") < cut))
+        if need.height == 0:
+            return scored
+        sub = feats.join(need.select("account_id"), on="account_id", how="semi")
+        reasons, evidence = explain_accounts(
+            sub, detector, self.config, np.ones(sub.height, dtype=bool)
+        )
+        extra = pl.DataFrame(
+            {
+                "account_id": sub["account_id"],
+                "own_reasons": pl.Series(reasons, dtype=pl.List(pl.String)),
+                "own_evidence": pl.Series(evidence, dtype=pl.List(EVIDENCE_STRUCT)),
+            }
+        )
+        return (
+            scored.join(extra, on="account_id", how="left", maintain_order="left")
+            .with_columns(
+                pl.concat_list("reasons", pl.col("own_reasons").fill_null([])).alias("reasons"),
+                pl.concat_list("evidence", pl.col("own_evidence").fill_null([])).alias(
+                    "evidence"
+                ),
+            )
+            .drop("own_reasons", "own_evidence")
+        )
+
     def scan(
         self,
         calls: pl.LazyFrame | pl.DataFrame,
@@ -178,6 +215,7 @@ class ScanPipeline:
                 edges,
             )  # fmt: skip
             scored = combine_scores(own, clusters, cver, feats, self.config)
+            scored = self._explain_lifted(scored, feats, detector)
         else:
             scored = own.join(clusters, on="account_id", how="left")
         verdicts = (
