@@ -260,10 +260,11 @@ class _LiteralIndex:
             gates = {g for g in gates if not (g & common)}
             vocabulary = sorted({w for g in gates for w in g})
         self.always = np.flatnonzero(values.str.contains(FOLD_EXCEPTION_CLASS).to_numpy())
-        self.rows: dict[_Gate, np.ndarray] = {}
+        self.gates = gates
+        self.by_word: dict[str, np.ndarray] = {}
+        self._rows: dict[_Gate, np.ndarray] = {}
         if not vocabulary or self.n == 0:
             return
-        ids = pl.DataFrame({"w": vocabulary, "id": np.arange(len(vocabulary), dtype=np.uint32)})
         chunks = []
         for start in range(0, self.n, self.CHUNK):  # bounded memory: matches are many
             found = values.slice(start, self.CHUNK).str.to_lowercase()
@@ -272,27 +273,37 @@ class _LiteralIndex:
                 .with_row_index("row", offset=start)
                 .explode("w")
                 .drop_nulls()
-                .unique()
-                .join(ids, on="w")
-                .select("row", "id")
+                .group_by("w")
+                .agg("row")
             )
-        grouped = pl.concat(chunks).group_by("id").agg("row")
-        by_word = {
-            vocabulary[i]: rows.to_numpy()
-            for i, rows in zip(grouped["id"].to_list(), grouped["row"], strict=True)
+        grouped = pl.concat(chunks).explode("row").group_by("w").agg("row")
+        self.by_word = {
+            w: rows.to_numpy()
+            for w, rows in zip(grouped["w"].to_list(), grouped["row"], strict=True)
         }
-        for gate in gates:
-            parts = [by_word[w] for w in gate if w in by_word]
-            self.rows[gate] = np.unique(np.concatenate([*parts, self.always]))
+
+    def rows(self, gate: _Gate) -> np.ndarray:
+        """Row numbers (sorted) that pass ``gate``; cached (a benign race between threads)."""
+        found = self._rows.get(gate)
+        if found is None:
+            mask = np.zeros(self.n, dtype=bool)
+            mask[self.always] = True
+            for word in gate:
+                hits = self.by_word.get(word)
+                if hits is not None:
+                    mask[hits] = True
+            found = self._rows[gate] = np.flatnonzero(mask)
+        return found
 
     def candidates(self, gates: tuple[_Gate, ...], within: np.ndarray) -> np.ndarray:
         """The rows of ``within`` (sorted row numbers) that pass every one of ``gates``; a gate
         left out of the index (too common) passes everything."""
         out = within
         for gate in gates:
-            rows = self.rows.get(gate)
-            if rows is not None:
-                out = np.intersect1d(out, rows, assume_unique=True)
+            if gate in self.gates and out.size:
+                mask = np.zeros(self.n, dtype=bool)
+                mask[self.rows(gate)] = True
+                out = out[mask[out]]
         return out
 
 

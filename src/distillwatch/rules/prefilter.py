@@ -30,7 +30,10 @@ from re import _constants as C  # type: ignore[attr-defined]
 from typing import Any, Final
 
 MAX_SET: Final = 64
-"""Largest literal set tracked: more alternatives than this filter too little to be worth it."""
+"""Largest set of exact strings tracked for a piece of a pattern (cross products grow fast)."""
+MAX_FACTOR: Final = 512
+"""Most literals in one factor: one Aho-Corasick pass checks them all, so a long alternation
+(every marker of a task-generation prompt) still filters well."""
 MIN_LITERAL: Final = 3
 """Literals shorter than this (``a``, ``of``) occur in nearly every text: not used as factors."""
 MAX_FACTORS: Final = 4
@@ -132,7 +135,7 @@ def anchor_factor(anchors: tuple[str, ...]) -> Factor | None:
 
 
 def _usable(factor: Factor) -> bool:
-    return bool(factor) and len(factor) <= MAX_SET and min(map(len, factor)) >= MIN_LITERAL
+    return bool(factor) and len(factor) <= MAX_FACTOR and min(map(len, factor)) >= MIN_LITERAL
 
 
 def _rank(factor: Factor) -> tuple[int, int, int, tuple[str, ...]]:
@@ -208,7 +211,7 @@ def _node(item: tuple[Any, Any]) -> _Info:
         best = [_best(alt) for alt in alternatives]
         if all(b is not None for b in best):
             union = frozenset().union(*best)  # type: ignore[arg-type]
-            return _Info(exact, (union,) if len(union) <= MAX_SET else ())
+            return _Info(exact, (union,) if len(union) <= MAX_FACTOR else ())
         return _Info(exact, ())
     return _ANY  # ANY, CATEGORY, NOT_LITERAL, GROUPREF, lookarounds: no literal content
 
