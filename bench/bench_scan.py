@@ -10,6 +10,7 @@ fresh process, so the peak RSS is the scan's own.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -47,17 +48,28 @@ def main() -> None:
         cmd += ["--out", str(data / "scan"), "--quiet"]
         if args.detector:
             cmd += ["--detector", args.detector]
-        # GNU time reports the scan process's own peak RSS (KB) on its last stderr line
+        # GNU time reports the scan process's own CPU seconds (user, system) and peak RSS (KB)
+        # on its last stderr line. CPU seconds hardly change when other jobs share the machine;
+        # wall time does, so the load average is printed with each row.
         t0 = time.perf_counter()
-        done = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%U %S %M", *cmd], check=True, capture_output=True, text=True
+        )
         wall = time.perf_counter() - t0
-        rss = int(done.stderr.strip().splitlines()[-1]) / 1e6
+        user, system, kb = done.stderr.strip().splitlines()[-1].split()
+        cpu, rss = float(user) + float(system), int(kb) / 1e6
+        load = os.getloadavg()[0]
         n = pq.ParquetFile(data / "calls.parquet").metadata.num_rows
-        rows.append((n, wall, n / wall, rss))
-        print(f"{n:>10,} calls  {wall:7.1f} s  {n / wall:>9,.0f} calls/s  peak RSS {rss:.2f} GB", flush=True)
-    print("\n| calls | wall s | calls/s | peak RSS GB |\n|---:|---:|---:|---:|")
-    for n, wall, rate, rss in rows:
-        print(f"| {n:,} | {wall:.1f} | {rate:,.0f} | {rss:.2f} |")
+        rows.append((n, wall, n / wall, cpu, rss, load))
+        print(
+            f"{n:>10,} calls  {wall:7.1f} s  {n / wall:>9,.0f} calls/s  CPU {cpu:6.1f} s  "
+            f"peak RSS {rss:.2f} GB  load {load:.1f}",
+            flush=True,
+        )
+    print("\n| calls | wall s | calls/s | CPU s | peak RSS GB | load avg |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for n, wall, rate, cpu, rss, load in rows:
+        print(f"| {n:,} | {wall:.1f} | {rate:,.0f} | {cpu:.1f} | {rss:.2f} | {load:.1f} |")
 
 
 if __name__ == "__main__":
