@@ -339,3 +339,19 @@ def test_transform_of_no_records_still_gives_its_columns(tmp_path):
     path.write_bytes(b"")
     result = read_calls(path, transform=lambda t: t.select(["ts", "account_id"]))
     assert result.table.column_names == ["ts", "account_id"] and result.n_good == 0
+
+
+def test_parquet_skip_leaves_named_fields_undecoded_and_the_rest_as_is(tmp_path, make_call, jsonl):
+    table = read_calls(jsonl(tmp_path / "a.jsonl", _records(make_call))).table
+    path = tmp_path / "calls.parquet"
+    write_table(table, path)
+    skip = {"response.output_text", "extra", "client"}
+    got = read_calls(path, skip=skip).table
+    assert got.schema.equals(CALL_SCHEMA, check_metadata=True)
+    assert got.column("response").combine_chunks().field("output_text").null_count == 5
+    assert table.column("response").combine_chunks().field("output_text").null_count == 0
+    assert got.column("client").null_count == 5  # a whole struct skipped
+    for name in ("ts", "account_id", "request"):
+        assert got.column(name).equals(table.column(name))
+    usage = got.column("response").combine_chunks().field("usage")
+    assert usage.equals(table.column("response").combine_chunks().field("usage"))

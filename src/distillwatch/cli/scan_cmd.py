@@ -16,7 +16,7 @@ from rich.table import Table
 from distillwatch.core.errors import DistillwatchError
 from distillwatch.core.progress import progress_bar
 from distillwatch.core.times import parse_time
-from distillwatch.features.calls import call_frame_from_arrow
+from distillwatch.features.calls import UNREAD_FIELDS, call_frame_from_arrow
 from distillwatch.ingest import ReadResult, read_accounts, read_calls, read_models
 from distillwatch.report.scan import render_scan_report
 from distillwatch.scoring import ScanConfig, ScanPipeline
@@ -108,7 +108,10 @@ def scan(
         with progress_bar(enabled=not quiet, console=console) as bar:
             task = bar.add_task("reading calls", total=None)
             calls = read_calls(
-                logs, progress=lambda n: bar.advance(task, n), transform=frame_batch(lo, hi)
+                logs,
+                progress=lambda n: bar.advance(task, n),
+                transform=frame_batch(lo, hi),
+                skip=UNREAD_FIELDS,
             )
             bar.update(task, total=calls.n_good + calls.n_bad, completed=calls.n_good + calls.n_bad)
         _read(console, "calls", calls)

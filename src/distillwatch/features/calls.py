@@ -133,10 +133,11 @@ def call_frame(calls: pl.LazyFrame) -> pl.LazyFrame:
     ).with_columns(task_type())
 
 
-# canonical fields no call-frame column reads: dropped before anything is imported into Polars
-_UNREAD: Final = frozenset(
+UNREAD_FIELDS: Final = frozenset(
     {"response.output_text", "response.reasoning_text", "response.latency_ms", "extra"}
 )
+"""Canonical fields no call-frame column reads: readers may skip them (``read_calls(skip=)``)
+and :func:`call_frame_from_arrow` drops them before anything is imported into Polars."""
 
 
 def call_frame_from_arrow(batch: pa.Table) -> pl.DataFrame:
@@ -148,7 +149,7 @@ def call_frame_from_arrow(batch: pa.Table) -> pl.DataFrame:
     fields the call frame reads lets the batch go as soon as this returns.
     """
     flat = batch.flatten()
-    flat = flat.drop_columns([c for c in flat.column_names if c in _UNREAD])
+    flat = flat.drop_columns([c for c in flat.column_names if c in UNREAD_FIELDS])
     frame = pl.from_arrow(flat)
     assert isinstance(frame, pl.DataFrame)
     nested: dict[str, list[pl.Expr]] = {}
