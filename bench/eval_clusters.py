@@ -2,8 +2,9 @@
 hard negatives, and what cluster evidence adds to the account-level operating points.
 
 Simulates a scenario (default: the hydra scenario, campaigns of 50, 500 and 5,000 accounts) on
-a seed no detector was trained or calibrated on, scans it twice with the packaged detectors (or
-the given ones) -- with clustering and without -- and prints:
+a seed no detector was trained or calibrated on, scans it with the packaged detectors (or the
+given ones), compares with the accounts' own scores (what a scan without clustering returns:
+same features, same detector, so no second scan), and prints:
 
 - cluster precision: of the clusters tiered above ``allow``, the share whose members are mostly
   campaign accounts; and the same over accounts;
@@ -11,10 +12,11 @@ the given ones) -- with clustering and without -- and prints:
 - purity: clusters mixing a legitimate organisation's accounts with a campaign's;
 - adjusted Rand index of cluster ids against campaign ids (campaign accounts only);
 - false-positive rates of the hard-negative personas, with and without cluster evidence;
-- TPR at 0.1 % and 1 % FPR, with and without cluster evidence.
+- ROC-AUC and TPR at 0.1 % and 1 % FPR, with and without cluster evidence.
 
-    .venv/bin/python bench/eval_clusters.py [--scenario hydra] [--accounts 12000] [--days 3] \
-        [--seed 301] [--corpora ../shared/data] [--out /tmp/dw-eval-clusters]
+    .venv/bin/python bench/eval_clusters.py [--scenario hydra] [--accounts 26050] [--days 3] \
+        [--seed 301] [--corpora ../shared/data] [--out /tmp/dw-eval-clusters] \
+        [--cache /tmp/dw-hydra-301]   # simulate once, reuse the tables on later runs
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from sklearn.metrics import adjusted_rand_score
 
 from distillwatch.eval import evaluate, render_html, to_json
 from distillwatch.scoring import ScanPipeline
+from distillwatch.scoring.accounts import score_accounts
+from distillwatch.scoring.pipeline import ScanResult
 from distillwatch.sim import Simulator, find_corpus_dir, load_corpora, load_scenario, shipped_fit
 
 HARD_NEGATIVES = ("reseller", "agent_platform", "education", "corporate_team", "eval_harness")
@@ -45,42 +50,78 @@ def _scenario(name: str) -> Path | None:
     return Path(sim.__file__).parent / "scenarios" / f"{name}.yaml"
 
 
+def _simulated(args: argparse.Namespace, pools: Any) -> dict[str, pl.DataFrame]:
+    """The scenario's tables (calls, accounts, models, labels): read from ``args.cache`` when it
+    holds them, else simulated (and written there when ``args.cache`` is set)."""
+    names = ("calls", "accounts", "models", "labels")
+    folder = args.cache
+    if folder is not None and all((folder / f"{n}.parquet").is_file() for n in names):
+        return {n: pl.read_parquet(folder / f"{n}.parquet") for n in names}
+    sc = load_scenario(_scenario(args.scenario))
+    res = Simulator(sc, pools, shipped_fit(), seed=args.seed).run(args.accounts, args.days)
+    tables = {}
+    for n in names:
+        frame = pl.from_arrow(getattr(res, n))
+        assert isinstance(frame, pl.DataFrame)
+        tables[n] = frame
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, frame in tables.items():
+            frame.write_parquet(folder / f"{n}.parquet")
+    return tables
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", default="hydra")
-    ap.add_argument("--accounts", type=int, default=12000)
+    ap.add_argument("--accounts", type=int, default=26050)
     ap.add_argument("--days", type=int, default=3)
     ap.add_argument("--seed", type=int, default=301)
     ap.add_argument("--corpora", type=Path, default=None)
     ap.add_argument("--detector", type=Path, default=None)
     ap.add_argument("--cluster-detector", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path("/tmp/dw-eval-clusters"))
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="folder for the simulated tables of this scenario, seed and size: read when "
+        "present, else written",
+    )
     args = ap.parse_args()
     pools = load_corpora(find_corpus_dir(args.corpora))
     t0 = time.perf_counter()
-    res = Simulator(load_scenario(_scenario(args.scenario)), pools, shipped_fit(), seed=args.seed).run(
-        args.accounts, args.days
-    )
-    calls = pl.from_arrow(res.calls)
-    assert isinstance(calls, pl.DataFrame)
+    tables = _simulated(args, pools)
+    calls = tables["calls"]
     print(f"simulated {args.accounts:,} accounts x {args.days} d: {calls.height:,} calls "
           f"in {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
     pipe = ScanPipeline()
     pipe.load_detector(args.detector)
     if pipe.load_cluster_detector(args.cluster_detector) is None:
         raise SystemExit("no cluster detector: train one with `distillwatch train --clusters`")
-    acc = pl.from_arrow(res.accounts).lazy()  # type: ignore[union-attr]
-    mod = pl.from_arrow(res.models).lazy()  # type: ignore[union-attr]
+    acc, mod = tables["accounts"].lazy(), tables["models"].lazy()
     cf = pipe.call_frame(calls.lazy())
     del calls
     t1 = time.perf_counter()
     result = pipe.scan(cf, acc, mod)
-    t2 = time.perf_counter()
-    pipe.clustering = False
-    alone = pipe.scan(cf, acc, mod).verdicts
-    print(f"scan with clusters {t2 - t1:.0f} s, without {time.perf_counter() - t2:.0f} s")
-    truth = pl.from_arrow(res.labels)
-    assert isinstance(truth, pl.DataFrame)
+    # without clusters, a scan's verdicts are its accounts' own scores: the same features and
+    # detector, no second scan needed
+    assert pipe.detector is not None
+    alone = score_accounts(result.features, pipe.detector, pipe.config)
+    print(f"scan with clusters {time.perf_counter() - t1:.0f} s")
+    report(result, alone, tables["labels"], pipe.graph.min_cluster_size, args.out, args.seed)
+
+
+def report(
+    result: ScanResult,
+    alone: pl.DataFrame,
+    truth: pl.DataFrame,
+    min_cluster_size: int,
+    out: Path,
+    seed: int,
+) -> None:
+    """Print the cluster and account metrics of ``result`` (a scan with clusters) against the
+    simulator's ``truth``, ``alone`` being the accounts' own verdicts; write tables to ``out``."""
     v = result.verdicts
     per_acct = v.join(truth, on="account_id")
     flagged_ids = result.clusters.filter(pl.col("tier") != "allow")["cluster_id"]
@@ -95,7 +136,7 @@ def main() -> None:
     )
     flagged = comp.filter(pl.col("cluster_id").is_in(flagged_ids.implode()))
     pure = flagged.filter(pl.col("distill_share") >= 0.5)
-    print(f"\nclusters: {comp.height:,} with >= {pipe.graph.min_cluster_size} accounts; "
+    print(f"\nclusters: {comp.height:,} with >= {min_cluster_size} accounts; "
           f"{flagged.height} flagged (tier above allow)")  # fmt: skip
     print(f"cluster precision (flagged clusters mostly campaign): {pure.height}/{flagged.height}"
           f" = {pure.height / max(flagged.height, 1):.1%}")  # fmt: skip
@@ -145,12 +186,12 @@ def main() -> None:
     print("\n| style | accounts | recall@1% alone | with clusters |\n|---|---:|---:|---:|")
     for g0, g1 in zip(without.attack_styles, with_c.attack_styles, strict=True):
         print(f"| {g0.group} | {g0.n} | {g0.rate[1]:.1%} | {g1.rate[1]:.1%} |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    v.write_parquet(args.out / "accounts.parquet")
-    result.clusters.write_parquet(args.out / "clusters.parquet")
-    truth.write_parquet(args.out / "labels.parquet")
-    (args.out / "eval.json").write_text(json.dumps(to_json(with_c), indent=1) + "\n")
-    (args.out / "eval.html").write_text(render_html(with_c, title=f"scan with clusters, seed {args.seed}"))
+    out.mkdir(parents=True, exist_ok=True)
+    v.write_parquet(out / "accounts.parquet")
+    result.clusters.write_parquet(out / "clusters.parquet")
+    truth.write_parquet(out / "labels.parquet")
+    (out / "eval.json").write_text(json.dumps(to_json(with_c), indent=1) + "\n")
+    (out / "eval.html").write_text(render_html(with_c, title=f"scan with clusters, seed {seed}"))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,13 @@ def test_public_api_is_pinned():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"weak_types": ("nat",)}, {"resolution": 0.0}, {"ip_weight": -1.0}, {"max_key_accounts": 0}],
+    [
+        {"weak_types": ("nat",)},
+        {"corroborated_types": ("nat",)},
+        {"resolution": 0.0},
+        {"ip_weight": -1.0},
+        {"max_key_accounts": 0},
+    ],
 )
 def test_config_rejects_nonsense(bad: dict[str, Any]):
     with pytest.raises(ValueError):

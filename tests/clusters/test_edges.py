@@ -10,7 +10,13 @@ import polars as pl
 import pytest
 from cluster_frames import T0, make_accounts, make_calls
 
-from distillwatch.clusters import EDGE_SCHEMA, EDGE_TYPES, GraphConfig, account_edges
+from distillwatch.clusters import (
+    EDGE_SCHEMA,
+    EDGE_TYPES,
+    GraphConfig,
+    account_edges,
+    cluster_accounts,
+)
 
 DAY = 1440  # minutes
 
@@ -341,3 +347,170 @@ def test_edges_do_not_depend_on_row_order():
     calls = make_calls(rows)
     shuffled = calls.sample(fraction=1.0, shuffle=True, seed=7)
     assert account_edges(calls).equals(account_edges(shuffled))
+
+
+# --- wave edges ---------------------------------------------------------------------------------
+
+
+def _wave_population(
+    seed: int,
+    campaign: int = 60,
+    background: int = 400,
+    wave_hours: tuple[int, ...] = (),
+    client: str | None = None,
+) -> tuple[pl.DataFrame, list[str]]:
+    """Three days of 5-minute buckets: ``background`` accounts active in 40 random buckets each,
+    and a ``campaign`` whose accounts are active in 20 random buckets and in 60% of the buckets
+    of 8 campaign-wide 15-minute waves a day (at random times, or at ``wave_hours`` only), with
+    the user agent ``client`` on every call when given."""
+    rng = np.random.default_rng(seed)
+    n_buckets = 3 * 288
+    rows: list[dict[str, Any]] = []
+    for i in range(background):
+        rows += _activity(rng, rng.choice(n_buckets, 40, replace=False), f"bg{i:03d}")
+    starts = []
+    for day in range(3):
+        if wave_hours:
+            hours = [h * 12 for h in wave_hours]
+        else:
+            hours = list(rng.choice(288 - 3, 8, replace=False))
+        starts += [day * 288 + int(h) for h in hours]
+    waves = np.array([s + k for s in starts for k in range(3)])
+    members = [f"camp{j:02d}" for j in range(campaign)]
+    for acct in members:
+        own = rng.choice(n_buckets, 20, replace=False)
+        in_wave = waves[rng.random(len(waves)) < 0.6]
+        mine = _activity(rng, np.unique(np.concatenate([own, in_wave])), acct)
+        rows += [{**r, "user_agent": client} for r in mine] if client else mine
+    return make_calls(rows), members
+
+
+def test_wave_links_a_campaign_in_step_and_no_bystander():
+    calls, members = _wave_population(5)
+    edges = account_edges(calls)
+    wave = edges.filter(pl.col("type") == "wave")
+    linked = set(wave.get_column("src")) | set(wave.get_column("dst"))
+    assert linked == set(members)  # every campaign account, no background account
+    # sparse: each member has about 2 * wave_neighbours links, not all pairs
+    k = GraphConfig().wave_neighbours
+    assert wave.height == len(members) * k
+    assert wave.get_column("weight").max() <= GraphConfig().wave_weight
+    assert wave.item(0, "key").startswith("both in step with the waves of all accounts (60 ")
+
+
+def test_wave_ring_keeps_a_big_campaign_in_one_cluster():
+    calls, members = _wave_population(6, campaign=150)
+    edges = account_edges(calls)
+    clusters = cluster_accounts(edges, calls.get_column("account_id").unique())
+    ids = clusters.filter(pl.col("account_id").is_in(members)).get_column("cluster_id")
+    assert ids.null_count() == 0
+    assert ids.n_unique() == 1
+    others = clusters.filter(~pl.col("account_id").is_in(members)).get_column("cluster_id")
+    assert others.null_count() == others.len()
+
+
+def test_wave_small_campaign_stands_out_among_its_own_client():
+    """25 accounts whose waves are lost among 2,000 others stand out among their client's."""
+    calls, members = _wave_population(11, campaign=25, background=2000, client="harvester/0.1")
+    wave = account_edges(calls).filter(pl.col("type") == "wave")
+    assert set(wave.get_column("src")) | set(wave.get_column("dst")) == set(members)
+    assert "harvester/0.1" in wave.item(0, "key")
+
+
+def test_wave_at_one_time_of_day_is_a_schedule_not_a_campaign():
+    calls, _ = _wave_population(7, wave_hours=(0, 0))  # the same minutes of every day
+    assert of_type(account_edges(calls), "wave") == set()
+
+
+def test_wave_needs_no_campaign_to_find_none():
+    calls, _ = _wave_population(8, campaign=0)
+    assert of_type(account_edges(calls), "wave") == set()
+    cfg = GraphConfig(wave_weight=0.0)
+    calls, _ = _wave_population(9)
+    assert of_type(account_edges(calls, config=cfg), "wave") == set()
+
+
+def test_public_template_over_the_cap_with_background_timing_links_nobody():
+    """A big public template shared by unrelated accounts: no template, wave or timing edge."""
+    rng = np.random.default_rng(10)
+    rows: list[dict[str, Any]] = []
+    for i in range(400):
+        for b in rng.choice(3 * 288, 30, replace=False):
+            rows.append(call(f"u{i:03d}", float(b) * 5 + 1, family_id=5, family_kind="template"))
+    edges = account_edges(make_calls(rows), config=GraphConfig(max_template_accounts=300))
+    assert edges.filter(pl.col("type").is_in(["template", "wave", "timing"])).height == 0
+
+
+# --- keys over their caps, counted only for pairs linked otherwise ------------------------------
+
+
+def _big_key_population() -> pl.DataFrame:
+    """400 accounts share one public template family and one stock client (both over their caps
+    below); c0..c3 also share a proxy address on each of three days, as do s0 and s1."""
+    rows = [
+        call(f"u{i:03d}", m, family_id=5, family_kind="template", user_agent="sdk",
+             tls_fingerprint="stock")
+        for i in range(400)
+        for m in (1, 2)
+    ]  # fmt: skip
+    for a in ("u000", "u001", "u002", "u003"):
+        rows += [call(a, d * DAY + 60, ip="192.0.2.50") for d in range(3)]
+    return make_calls(rows)
+
+
+def test_big_keys_corroborate_a_linked_pair_and_link_nobody_else():
+    cfg = GraphConfig(max_template_accounts=300, max_client_accounts=300)
+    edges = account_edges(_big_key_population(), config=cfg)
+    linked = {("u000", "u001"), ("u000", "u002"), ("u000", "u003"), ("u001", "u002"),
+              ("u001", "u003"), ("u002", "u003")}  # fmt: skip
+    assert of_type(edges, "ip") == linked
+    # the public template and the stock client count only for the pairs the address links
+    assert of_type(edges, "template") == linked
+    assert of_type(edges, "client") == linked
+    row = edges.filter(pl.col("type") == "template").row(0, named=True)
+    assert row["key"] == "template family 5 (400 accounts, corroborating)"
+    assert 0 < row["weight"] < cfg.template_weight
+    # IDF of a key held by 400 of 400 accounts is small: the pair is not linked by it alone
+    assert (
+        edges.filter(pl.col("type").is_in(["template", "client"])).get_column("weight").max() < 0.5
+    )
+
+
+def test_big_keys_alone_do_not_merge_strangers():
+    """The same 400 accounts without the shared address: no edge at all, no cluster."""
+    calls = _big_key_population().filter(pl.col("ip").is_null())
+    cfg = GraphConfig(max_template_accounts=300, max_client_accounts=300)
+    edges = account_edges(calls, config=cfg)
+    assert edges.height == 0
+    clusters = cluster_accounts(edges, calls.get_column("account_id").unique(), cfg)
+    assert clusters.get_column("cluster_id").null_count() == clusters.height
+
+
+def test_big_keys_need_corroborating_types():
+    cfg = GraphConfig(
+        max_template_accounts=300, max_client_accounts=300, corroborated_types=("timing",)
+    )
+    edges = account_edges(_big_key_population(), config=cfg)
+    assert of_type(edges, "template") == set()
+    assert of_type(edges, "client") == set()
+
+
+def test_handover_through_one_address_is_the_address_not_a_second_link():
+    """b takes over a's address an hour after a stops: the /24 is that address, already ip."""
+    rows = [call("a", m, ip="192.0.2.10") for m in range(0, DAY + 601, 60)]
+    rows += [call("b", m, ip="192.0.2.10") for m in range(DAY + 660, 3 * DAY, 60)]
+    rows += [call("c", 0), call("c", 3 * DAY - 1)]  # frames the window
+    edges = account_edges(make_calls(rows))
+    assert of_type(edges, "ip") == {("a", "b")}
+    assert of_type(edges, "handover") == set()
+    # the same hand-over over two addresses of one /24 keeps its edge
+    moved = [{**r, "ip": "192.0.2.11"} if r["account_id"] == "b" else r for r in rows]
+    assert of_type(account_edges(make_calls(moved)), "handover") == {("a", "b")}
+
+
+def test_wave_edges_do_not_depend_on_row_order():
+    calls, _ = _wave_population(12, campaign=40, client="harvester/0.1")
+    shuffled = calls.sample(fraction=1.0, shuffle=True, seed=3)
+    edges = account_edges(calls)
+    assert edges.filter(pl.col("type") == "wave").height > 0
+    assert edges.equals(account_edges(shuffled))

@@ -29,6 +29,7 @@ EDGE_TYPES: Final = (
     "client",
     "template",
     "timing",
+    "wave",
     "signup_burst",
     "handover",
 )
@@ -129,6 +130,13 @@ class GraphConfig:
     """Template families used by more accounts are dropped as public templates."""
     template_min_calls: int = 2
     """An account uses a family only when at least this many of its calls fall in it."""
+    corroborated_types: tuple[str, ...] = ("ip", "subnet24", "signup_burst", "handover", "timing")
+    """Pairs linked by an edge of these types also count the template families and client
+    fingerprints over their caps (``max_template_accounts``, ``max_client_accounts``,
+    ``client_max_share``), IDF-weighted: a key held by thousands adds little, and only to a pair
+    already linked another way (all its pairs would cost its size squared). A large campaign's
+    shared wrappers and client then add to the addresses and sign-up bursts its members share.
+    (``payment``, ``org`` and ``wave`` link a pair on their own: nothing to add.)"""
 
     # --- timing (medium) ------------------------------------------------------------------------
     timing_weight: float = 1.5
@@ -158,6 +166,48 @@ class GraphConfig:
     account and bucket) of about this size, and only accounts in one sub-bucket are compared: the
     cost stays bounded and the expectation counts each such bucket at its reduced chance. A
     sub-bucket that hashing left over twice this size is dropped."""
+
+    # --- wave (medium) --------------------------------------------------------------------------
+    wave_weight: float = 1.5
+    """Both accounts are *in step* with one set of waves: bursts of activity (*hot*
+    ``timing_bucket`` buckets, among all accounts or among those of one client fingerprint or
+    template family) in which each account is active far more often than chance. Pairwise
+    ``timing`` fades as a campaign and the population grow; the campaign's waves as a whole do
+    not. Weight is ``wave_weight * min(1, surprise / wave_full_surprise)``, the surprise being
+    the lesser of the two accounts'. The accounts in step with one set of waves are linked
+    sparsely (see ``wave_neighbours``)."""
+    wave_baseline: timedelta = timedelta(hours=1)
+    """A bucket's expected activity: the rolling median of active accounts over this span
+    around it (the smooth daily curve, which a 15-minute wave does not move)."""
+    wave_min_z: float = 4.0
+    """A hot bucket exceeds its baseline by at least this many Poisson standard deviations..."""
+    wave_min_lift: float = 1.15
+    """... and by at least this factor."""
+    wave_schedule_share: float = 0.75
+    """A time of day that is hot on at least this share of the frame's days (and on
+    ``timing_min_days``) is a schedule, not waves: a daily quota reset, a cron job or a class
+    that unrelated accounts keep too. Its buckets are not hot."""
+    wave_min_buckets: int = 6
+    """Fewest hot buckets for a set of waves."""
+    wave_min_surprise: float = 1.0
+    """Fewest surprise (``-log10`` Poisson tail, Bonferroni over the (key, account) pairs
+    tested) for an account to be in step with a set of waves."""
+    wave_full_surprise: float = 1.5
+    """Surprise (the lesser of the pair's) at which a wave edge reaches ``wave_weight``. At the
+    default it reaches ``min_edge_weight`` at ``wave_min_surprise``: two accounts each in step
+    with one set of waves, beyond chance, are linked without more evidence."""
+    wave_key_accounts: int = 20
+    """Waves are looked for in the whole frame and among the accounts of each client fingerprint
+    and template family held by at least this many accounts: a smaller campaign's waves, lost
+    among a larger one's in the whole frame, stand out among the accounts of its own client or
+    wrapper."""
+    wave_key_share: float = 0.2
+    """When at least this share of a key's accounts (and ``wave_key_accounts``) are in step with
+    its waves, its other accounts are tested again against those waves alone, with the
+    Bonferroni correction of this smaller family of tests."""
+    wave_neighbours: int = 10
+    """Each account in step with a set of waves is linked to the next this many in a fixed hashed
+    order of the accounts in step with it (a ring lattice: connected, ``O(n * k)`` edges, not all pairs)."""
 
     # --- signup_burst (weak) --------------------------------------------------------------------
     signup_burst_weight: float = 0.3
@@ -205,9 +255,10 @@ class GraphConfig:
     the previous table placed in a cluster were in that one (each previous id is kept once)."""
 
     def __post_init__(self) -> None:
-        unknown = set(self.weak_types) - set(EDGE_TYPES)
-        if unknown:
-            raise ValueError(f"weak_types has unknown edge types {sorted(unknown)}")
+        for name in ("weak_types", "corroborated_types"):
+            unknown = set(getattr(self, name)) - set(EDGE_TYPES)
+            if unknown:
+                raise ValueError(f"{name} has unknown edge types {sorted(unknown)}")
         for field in fields(self):
             value = getattr(self, field.name)
             if isinstance(value, timedelta):

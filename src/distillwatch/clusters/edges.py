@@ -2,7 +2,9 @@
 
 Every edge type is a group-by on a shared key (a card, an address in a window, a template
 family, an activity bucket), then pairs within each key. A key shared by more accounts than its
-cap is dropped, and a busy timing bucket is split into capped sub-buckets (see
+cap links no pair by itself (template families and client fingerprints over their caps still
+corroborate pairs that other edges link), a busy timing bucket is split into capped
+sub-buckets, and the accounts in step with one set of waves are linked by a sparse ring (see
 :class:`~distillwatch.clusters.config.GraphConfig`), so the cost is bounded by the caps squared
 times the number of keys, never the number of accounts squared. Edge types:
 
@@ -18,6 +20,9 @@ times the number of keys, never the number of accounts squared. Edge types:
 - ``template`` (weak): the same rarely used *template* family; duplicate families are ignored.
 - ``timing`` (medium): active in the same short buckets far more often than chance, on several
   days (SynchroTrap-style co-occurrence with a per-bucket cap).
+- ``wave`` (medium): both accounts in step with one set of waves (bursts among all accounts,
+  or among those of one client fingerprint or template family) far beyond chance: a large
+  campaign's synchrony, tested per account against its waves as a whole.
 - ``signup_burst`` (weak): created within a short window through the same sign-up channel.
 - ``handover`` (strong): one account's first call soon after another's last call, the two
   sharing a template family, client or /24 that few accounts use: a banned account replaced by a
@@ -28,6 +33,7 @@ times the number of keys, never the number of accounts squared. Edge types:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from datetime import timedelta
@@ -354,6 +360,77 @@ def _template_edges(calls: pl.DataFrame, cfg: GraphConfig, population: float) ->
     )
 
 
+def _big_key_edges(
+    calls: pl.DataFrame, linked: pl.DataFrame, cfg: GraphConfig, population: float
+) -> pl.DataFrame:
+    """``template`` and ``client`` edges from the keys over their caps (template families used by
+    more than ``max_template_accounts`` accounts, client fingerprints over the client cap), for
+    the pairs of ``linked`` only: those that an edge of a ``corroborated_types`` type already
+    links. All pairs of a key held by thousands would cost its size squared and say little;
+    on a pair that shares an address, a card or a wave, the same key is one more piece of
+    evidence, IDF-weighted like any other. Pairs with an edge of the same type from the keys
+    under the caps keep that one."""
+    n_accounts = float(population)
+    family = (
+        calls.filter((pl.col("family_kind") == "template") & pl.col("family_id").is_not_null())
+        .group_by("account_id", "family_id")
+        .len()
+        .filter(pl.col("len") >= cfg.template_min_calls)
+        .with_columns(pl.len().over("family_id").alias("n"))
+        .filter(pl.col("n") > cfg.max_template_accounts)
+        .select(
+            "account_id",
+            pl.lit("template").alias("type"),
+            pl.format("template family {}", "family_id").alias("k"),
+            "n",
+        )
+    )
+    cap = min(cfg.max_client_accounts, max(2, math.floor(cfg.client_max_share * n_accounts)))
+    client = (
+        calls.select("account_id", _client_label())
+        .drop_nulls()
+        .unique()
+        .with_columns(pl.len().over("k").alias("n"))
+        .filter(pl.col("n") > cap)
+        .select("account_id", pl.lit("client").alias("type"), "k", "n")
+    )
+    big = pl.concat([family, client]).with_columns(_idf(pl.col("n"), population).alias("idf"))
+    pairs = linked.filter(pl.col("type").is_in(list(cfg.corroborated_types))).select("src", "dst")
+    pairs = pairs.unique()
+    shared = (
+        pairs.join(big.rename({"account_id": "src"}), on="src")
+        .join(big.select("account_id", "type", "k").rename({"account_id": "dst"}),
+              on=["dst", "type", "k"])
+        .join(linked.select("src", "dst", "type"), on=["src", "dst", "type"], how="anti")
+        .group_by("src", "dst", "type")
+        .agg(
+            pl.len().alias("support"),
+            pl.col("idf").sort().sum().alias("evidence"),
+            pl.col("k").sort_by(["idf", "k"], descending=[True, False]).first().alias("k"),
+            pl.col("n").sort_by(["idf", "k"], descending=[True, False]).first().alias("n"),
+        )
+    )  # fmt: skip
+    weight = (
+        pl.when(pl.col("type") == "template")
+        .then(cfg.template_weight * (pl.col("evidence") / cfg.template_full).clip(upper_bound=1.0))
+        .otherwise(cfg.client_weight * pl.col("evidence").clip(upper_bound=1.0))
+    )
+    return (
+        shared.select(
+            "src",
+            "dst",
+            "type",
+            weight.alias("weight"),
+            pl.col("support").cast(pl.UInt32),
+            pl.format(
+                "{} ({} accounts, corroborating){}", "k", "n", _more(pl.col("support"))
+            ).alias("key"),
+        )
+        .filter(pl.col("weight") > 0)
+        .cast(EDGE_SCHEMA)
+    )
+
+
 def _poisson_tail(observed: Any, expected: Any) -> Any:
     """``-log10 P(X >= observed)`` for ``X ~ Poisson(expected)``, element-wise on NumPy arrays
     (finite)."""
@@ -534,6 +611,214 @@ def _timing_edges(calls: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
     )
 
 
+def _wave_keys(calls: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
+    """``account_id``, ``k``: the keys whose accounts are searched for waves of their own: the
+    whole frame (``*``), each client fingerprint and each template family (at least
+    ``template_min_calls`` of the account's calls), whatever its size, held by at least
+    ``wave_key_accounts`` accounts."""
+    template = (
+        calls.filter((pl.col("family_kind") == "template") & pl.col("family_id").is_not_null())
+        .group_by("account_id", "family_id")
+        .len()
+        .filter(pl.col("len") >= cfg.template_min_calls)
+        .select("account_id", pl.format("template family {}", "family_id").alias("k"))
+    )
+    client = calls.select("account_id", _client_label()).drop_nulls().unique()
+    everyone = calls.select("account_id").unique().with_columns(pl.lit("*").alias("k"))
+    keys = pl.concat([everyone, template, client])
+    return keys.filter(pl.len().over("k") >= cfg.wave_key_accounts)
+
+
+def _hot_buckets(active: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
+    """Per key, its *hot* buckets: ``k``, ``b``, ``n`` (the key's accounts active) and ``rate``
+    (the bucket's share of the key's smooth curve). ``active`` holds ``k``, ``b`` (a row per
+    key, bucket and active account). A bucket is hot for a key when the key's active accounts
+    exceed the rolling median over the ``wave_baseline`` around it by ``wave_min_z`` Poisson
+    standard deviations and by the factor ``wave_min_lift``: a burst that the key's own daily
+    curve does not explain. A burst at a time of day that is hot on ``wave_schedule_share`` of
+    the frame's days (and ``timing_min_days``) is a schedule (a daily quota reset, a cron job, a
+    class) that unrelated accounts keep too, not one operator's waves: dropped."""
+    bucket = cfg.timing_bucket
+    counts = active.group_by("k", "b").agg(pl.len().alias("n"))
+    lo, hi = counts.select(pl.col("b").min().alias("lo"), pl.col("b").max().alias("hi")).row(0)
+    grid = pl.DataFrame({"b": pl.datetime_range(lo, hi, bucket, eager=True)}).cast(
+        {"b": counts.schema["b"]}
+    )
+    window = max(3, round(cfg.wave_baseline / bucket)) | 1  # odd: centred on the bucket
+    days = grid.get_column("b").dt.date().n_unique()
+    recurring = max(cfg.timing_min_days, math.ceil(cfg.wave_schedule_share * days))
+    base = pl.col("n").cast(pl.Float64).rolling_median(window, center=True, min_samples=1)
+    return (
+        counts.select(pl.col("k").unique())
+        .join(grid, how="cross")
+        .join(counts, on=["k", "b"], how="left")
+        .with_columns(pl.col("n").fill_null(0))
+        .sort("k", "b")
+        .with_columns(base.over("k").alias("base"))
+        .with_columns((pl.col("base") / pl.col("base").sum().over("k")).alias("rate"))
+        .filter(
+            (pl.col("n") >= cfg.wave_min_lift * pl.col("base"))
+            & (pl.col("n") - pl.col("base") >= cfg.wave_min_z * pl.col("base").clip(1.0).sqrt())
+        )
+        .filter(pl.len().over("k", pl.col("b").dt.time()) < recurring)
+        .filter(pl.len().over("k") >= cfg.wave_min_buckets)
+        .select("k", "b", "n", "rate")
+    )
+
+
+def _ring_pairs(members: list[str], group: str, k: int) -> list[tuple[str, str]]:
+    """Each member linked to the next ``k`` in an order fixed by a hash of (group, account): a
+    sparse ring lattice (``k`` pairs per member, ``2 k`` links each, connected) instead of all
+    pairs. BLAKE2b, so the order does not depend on the Polars version."""
+    order = sorted(
+        members,
+        key=lambda a: hashlib.blake2b(f"{group}:{a}".encode(), digest_size=8).digest(),
+    )
+    m = len(order)
+    steps = range(1, min(k, m // 2) + 1) if m > 2 else range(1, m)
+    pairs = {tuple(sorted((order[i], order[(i + step) % m]))) for step in steps for i in range(m)}
+    return sorted((a, b) for a, b in pairs if a != b)
+
+
+def _in_step(
+    active: pl.DataFrame, nb: pl.DataFrame, hot: pl.DataFrame, tested: int, cfg: GraphConfig
+) -> pl.DataFrame:
+    """``k``, ``account_id``, ``hits``, ``expected``, ``surprise``, ``n_buckets``: the accounts
+    in step with their key's ``hot`` buckets (:func:`_hot_buckets`). ``active`` holds ``k``,
+    ``account_id``, ``b``; ``nb`` each account's active buckets. An account is in step when at
+    least ``timing_min_shared`` of its active buckets, on ``timing_min_days`` days, are hot for
+    the key, ``timing_min_lift`` times and ``wave_min_surprise`` (Poisson, Bonferroni over the
+    ``tested`` (key, account) pairs) above chance: the sum over the key's hot buckets of
+    ``min(1, nb * rate_b)``, as if the account followed the key's smooth daily curve."""
+    if hot.height == 0:
+        return pl.DataFrame(
+            schema={"k": pl.String, "account_id": pl.String, "hits": pl.UInt32,
+                    "expected": pl.Float64, "surprise": pl.Float64, "n_buckets": pl.UInt32}
+        )  # fmt: skip
+    levels = active.select("k", "account_id").unique().join(nb, on="account_id")
+    levels = levels.select("k", "nb").unique()
+    expected = (
+        levels.join(hot.select("k", "rate"), on="k")
+        .with_columns(
+            (pl.col("nb").cast(pl.Float64) * pl.col("rate")).clip(upper_bound=1.0).alias("p")
+        )
+        .group_by("k", "nb")
+        .agg(pl.col("p").sum().alias("expected"))
+    )
+    found = (
+        active.join(hot.select("k", "b"), on=["k", "b"])
+        .group_by("k", "account_id")
+        .agg(pl.len().alias("hits"), pl.col("b").dt.date().n_unique().alias("days"))
+        .filter((pl.col("hits") >= cfg.timing_min_shared) & (pl.col("days") >= cfg.timing_min_days))
+        .join(nb, on="account_id")
+        .join(expected, on=["k", "nb"])
+        .filter(pl.col("hits") >= cfg.timing_min_lift * pl.col("expected"))
+    )
+    surprise = _poisson_surprise(found.get_column("hits"), found.get_column("expected"))
+    return (
+        found.with_columns((surprise - math.log10(max(tested, 1))).alias("surprise"))
+        .filter(pl.col("surprise") >= cfg.wave_min_surprise)
+        .join(hot.group_by("k").agg(pl.len().cast(pl.UInt32).alias("n_buckets")), on="k")
+        .select(
+            "k", "account_id", pl.col("hits").cast(pl.UInt32), "expected", "surprise", "n_buckets"
+        )
+        .sort("k", "account_id")
+    )
+
+
+def _wave_edges(calls: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
+    """Accounts in step with one campaign's waves, far beyond chance.
+
+    Pairwise timing fades in a large population: two members of a 5,000-account campaign that
+    fires a third of its calls in waves share only a few more buckets than chance predicts. The
+    campaign as a whole stands out: its waves are *hot* buckets (:func:`_hot_buckets`), and each
+    member, over the waves together, is active in far more of them than chance
+    (:func:`_in_step`). Waves are looked for in the whole frame and among the accounts of each
+    client fingerprint and template family (:func:`_wave_keys`): a smaller campaign's waves,
+    lost among a larger one's in the whole frame, stand out among the accounts of its own
+    client or wrapper. When ``wave_key_share`` of a key's accounts (and ``wave_key_accounts``)
+    are in step with its waves, its other accounts are tested again, against those waves
+    alone and Bonferroni-corrected over this smaller family of tests: the quieter members of a
+    campaign, too quiet to stand out the first time. The accounts in step with one key's waves
+    form a *wave group*, linked sparsely (:func:`_ring_pairs`); an account in several groups
+    joins them up."""
+    if cfg.wave_weight <= 0:
+        return _empty()
+    keys = _wave_keys(calls, cfg)
+    active = calls.select(
+        "account_id", pl.col("ts").dt.truncate(cfg.timing_bucket).alias("b")
+    ).unique()
+    nb = active.group_by("account_id").agg(pl.len().alias("nb"))
+    nb = nb.filter(pl.col("nb") >= cfg.timing_min_buckets)
+    keyed = active.join(nb.select("account_id"), on="account_id").join(keys, on="account_id")
+    if keyed.height == 0:
+        return _empty()
+    hot = _hot_buckets(keyed.select("k", "b"), cfg)
+    members = keyed.select("k", "account_id").unique()
+    ends = _in_step(keyed, nb, hot, members.height, cfg)
+    # second stage: the other accounts of a key whose waves many of its accounts keep, tested
+    # against those waves alone (a smaller family of tests: the quieter members of a campaign)
+    held = members.group_by("k").agg(pl.len().alias("n"))
+    owned = (
+        ends.group_by("k")
+        .agg(pl.len().alias("n_in"))
+        .join(held, on="k")
+        .filter(
+            (pl.col("n_in") >= cfg.wave_key_accounts)
+            & (pl.col("n_in") >= cfg.wave_key_share * pl.col("n"))
+        )
+    )
+    rest = members.join(owned.select("k"), on="k").join(
+        ends.select("account_id").unique(), on="account_id", how="anti"
+    )
+    more = _in_step(keyed.join(rest, on=["k", "account_id"]), nb, hot, rest.height, cfg)
+    ends = pl.concat([ends, more]).sort("k", "account_id")
+    ends = ends.join(ends.group_by("k").agg(pl.len().alias("n_in_step")), on="k").filter(
+        pl.col("n_in_step") >= 2
+    )
+    if ends.height == 0:
+        return _empty()
+    rows: list[tuple[str, str, str]] = []
+    for k, members in ends.group_by("k").agg(pl.col("account_id").sort()).sort("k").iter_rows():
+        rows += [(a, b, k) for a, b in _ring_pairs(members, k, cfg.wave_neighbours)]
+    pairs = (
+        pl.DataFrame(
+            rows, schema={"src": pl.String, "dst": pl.String, "k": pl.String}, orient="row"
+        )
+        .join(ends.rename({"account_id": "src"}), on=["src", "k"])
+        .join(
+            ends.select("k", "account_id", "hits", "expected", "surprise").rename(
+                {"account_id": "dst"}
+            ),
+            on=["dst", "k"],
+            suffix="_dst",
+        )
+        .with_columns(pl.min_horizontal("surprise", "surprise_dst").alias("evidence"))
+        # a pair in several groups: its strongest one
+        .sort(["src", "dst", "evidence", "k"], descending=[False, False, True, False])
+        .unique(["src", "dst"], keep="first", maintain_order=True)
+    )
+    where = pl.when(pl.col("k") == "*").then(pl.lit("all accounts")).otherwise(pl.col("k"))
+    return _edges(
+        pairs,
+        "wave",
+        cfg.wave_weight * (pl.col("evidence") / cfg.wave_full_surprise).clip(upper_bound=1.0),
+        pl.min_horizontal("hits", "hits_dst"),
+        pl.format(
+            "both in step with the waves of {} ({} accounts in step, {} hot {}): {} and {} "
+            "hot buckets (expected {} and {})",
+            where,
+            "n_in_step",
+            "n_buckets",
+            pl.lit(_span(cfg.timing_bucket) + " buckets"),
+            "hits",
+            "hits_dst",
+            pl.col("expected").round(1),
+            pl.col("expected_dst").round(1),
+        ),
+    )
+
+
 def _handover_keys(calls: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
     """``account_id``, ``what``, ``k``: each account's template families, client fingerprints and
     /24s, those held by at most ``max_key_accounts`` accounts (distinct values are labelled, not
@@ -564,12 +849,17 @@ def _handover_keys(calls: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
 
 
 def _handover_edges(
-    calls: pl.DataFrame, accounts: pl.DataFrame | None, cfg: GraphConfig
+    calls: pl.DataFrame,
+    accounts: pl.DataFrame | None,
+    cfg: GraphConfig,
+    ip_pairs: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Account ``b`` starts within ``handover_window`` after account ``a`` stops, and they share a
     template family, client fingerprint or /24 held by at most ``max_key_accounts`` accounts.
     Candidate pairs come from the shared keys (at most the cap squared per key), not from the
-    accounts stopping and starting near one time, which are many when a population ramps up."""
+    accounts stopping and starting near one time, which are many when a population ramps up.
+    A pair in ``ip_pairs`` (an address both used) whose only shared kind is the /24 is dropped:
+    that /24 is the address again, which its ``ip`` edge already counts."""
     if calls.height == 0:
         return _empty()
     start, end = calls.select(
@@ -610,6 +900,14 @@ def _handover_edges(
     pairs = shared.with_columns(
         pl.min_horizontal("a", "b").alias("src"), pl.max_horizontal("a", "b").alias("dst")
     )
+    if ip_pairs is not None:
+        # the /24 of an address both used is that address again: the ``ip`` edge has it
+        same_address = pairs.join(ip_pairs, on=["src", "dst"], how="semi")
+        pairs = pairs.join(
+            same_address.filter(pl.col("what") == "/24").select("src", "dst"),
+            on=["src", "dst"],
+            how="anti",
+        )
     return _edges(
         pairs,
         "handover",
@@ -715,8 +1013,11 @@ def account_edges(
         _client_edges(calls, config, population),
         _template_edges(calls, config, population),
         _timing_edges(calls, config),
-        _handover_edges(calls, acc, config),
+        _wave_edges(calls, config),
+        _handover_edges(calls, acc, config, ip_pairs),
     ]
     if acc is not None:
         parts += [_payment_edges(acc, config), _signup_edges(acc, config)]
-    return pl.concat(parts, how="vertical").sort("src", "dst", "type")
+    linked = pl.concat(parts, how="vertical")
+    big = _big_key_edges(calls, linked, config, population)
+    return pl.concat([linked, big], how="vertical").sort("src", "dst", "type")
