@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,6 +68,24 @@ class Proc:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.stdout.read().decode() if self.proc.stdout else ""
+
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+HAVE_NATS = Path(NATS_SERVER).exists()
+
+
+def nats_server(port: int, store: Path) -> Proc:
+    """A JetStream-enabled ``nats-server`` on loopback, storing under ``store``."""
+    proc = Proc([NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.stop()
+    raise TimeoutError(f"nats-server on {port}")
 
 
 class Stub(Proc):

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from gateway_procs import Gw, Proc, Stub, free_port
+from gateway_procs import HAVE_NATS, Gw, Stub, free_port, nats_server
 
 from distillwatch.ingest import read_calls
 
@@ -56,11 +56,6 @@ def test_upstream_slow_is_a_clean_504(tmp_path: Path, stub: Stub) -> None:
         g.stop()
 
 
-def _nats_server(port: int, store: Path) -> Proc:
-    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-    return Proc([binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)])
-
-
 async def _count_stream(port: int, stream: str) -> int:
     import nats
 
@@ -72,10 +67,7 @@ async def _count_stream(port: int, stream: str) -> int:
         await nc.close()
 
 
-@pytest.mark.skipif(
-    not Path(shutil.which("nats-server") or "/usr/sbin/nats-server").exists(),
-    reason="nats-server not installed",
-)
+@pytest.mark.skipif(not HAVE_NATS, reason="nats-server not installed")
 def test_nats_sink_down_buffers_then_delivers_every_event(tmp_path: Path, stub: Stub) -> None:
     port = free_port()
     g = Gw(
@@ -92,7 +84,7 @@ def test_nats_sink_down_buffers_then_delivers_every_event(tmp_path: Path, stub: 
             time.sleep(0.2)
         h = g.health()["event_log"]
         assert h["acknowledged"] == n and h["delivered"] == 0 and h["delivery_failures"] > 0
-        nats = _nats_server(port, tmp_path / "js")  # the sink comes back
+        nats = nats_server(port, tmp_path / "js")  # the sink comes back
         try:
             h = g.wait_delivered(n, timeout=30)["event_log"]
             assert h["delivered"] == n

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import orjson
 import polars as pl
 import pytest
+import yaml
 from gateway_procs import Gw, Stub, write_scan
 from typer.testing import CliRunner
 
@@ -223,6 +224,32 @@ def test_admin_metrics_and_health(gw: Gw) -> None:
     assert h["status"] == "ok" and h["limiter"] == "ok"
 
 
+def test_streamed_responses_get_a_canary_and_n_choices_all_arrive(gw: Gw) -> None:
+    token = canary_token(b"distillwatch-canary", "acct-frank")
+    body = {"model": "m", "stream": True, "input": "hi"}
+    r = httpx.post(
+        gw.url + "/v1/responses", json=body, headers={"authorization": "Bearer sk-frank"}
+    )
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = [orjson.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+    names = [line[7:] for line in r.text.splitlines() if line.startswith("event: ")]
+    assert names == [e["type"] for e in events]
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert text == "The answer is 4." + token and decode_canary(text) == token
+    assert "asks for 2+2" not in r.text  # reasoning still withheld
+    # alice is not degraded: reasoning kept, no canary
+    r = httpx.post(
+        gw.url + "/v1/responses", json=body, headers={"authorization": "Bearer sk-alice"}
+    )
+    assert "asks for 2+2" in r.text and decode_canary(r.text) is None
+    r = gw.chat(n=3)
+    assert [c["message"]["content"] for c in r.json()["choices"]] == [
+        "The answer is 4.",
+        "The answer is 4. (1)",
+        "The answer is 4. (2)",
+    ]
+
+
 def test_every_call_is_logged_and_scan_reads_the_log(gw: Gw, tmp_path: Path) -> None:
     """Runs last in this module: every call above is in the log, and `scan` reads the folder."""
     h = gw.health()
@@ -246,6 +273,15 @@ def test_every_call_is_logged_and_scan_reads_the_log(gw: Gw, tmp_path: Path) -> 
     assert shadow and all(e["gateway"]["decision"]["action"] != "block" for e in shadow)
     streamed = calls.filter(pl.col("request").struct.field("stream").fill_null(False))
     assert "The answer is 4." in streamed["response"].struct.field("output_text").to_list()
+    responses = streamed.filter(pl.col("endpoint") == "responses")["response"].to_list()
+    assert responses and all(r["output_text"] == "The answer is 4." for r in responses)
+    assert all(r["usage"]["output_tokens"] == 6 for r in responses)
+    n3 = [e for e, n in zip(extra, calls["request"].struct.field("n"), strict=True) if n == 3]
+    assert any(
+        [c["output_text"] for c in e["gateway"].get("choices", [])]
+        == ["The answer is 4. (1)", "The answer is 4. (2)"]
+        for e in n3
+    )
     out = tmp_path / "scan-out"
     res = CliRunner().invoke(
         app, ["scan", str(gw.folder / "log"), "--out", str(out), "--quiet", "--no-clusters"]
@@ -253,3 +289,67 @@ def test_every_call_is_logged_and_scan_reads_the_log(gw: Gw, tmp_path: Path) -> 
     assert res.exit_code == 0, res.output
     scanned = pl.read_parquet(out / "accounts.parquet")
     assert {"acct-alice", "acct-frank", "acct-erin"} <= set(scanned["account_id"].to_list())
+
+
+def _until(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_policy_file_hot_reload_and_a_bad_edit_keeps_the_last_good_policy(
+    tmp_path: Path, stub: Stub
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    watch = {"id": "carol-watch", "when": {"accounts": ["acct-carol"]}, "action": "watch"}
+    policy.write_text(yaml.safe_dump({"rules": [watch]}))
+    g = Gw(tmp_path, stub.url, policy="policy.yaml", reload_seconds=0.1)
+    try:
+        assert g.chat().status_code == 200
+        block = {"id": "alice-block", "version": 2, "when": {"accounts": ["acct-alice"]}}
+        policy.write_text(yaml.safe_dump({"rules": [watch, {**block, "action": "block"}]}))
+        assert _until(lambda: g.chat().status_code == 403)  # the next calls follow the edit
+        _error(g.chat(), 403, "account_blocked")
+        assert g.chat(key="sk-bob").status_code == 200
+        h = g.health()
+        assert h["policy_rules"] == 2 and h["policy_error"] is None
+
+        def errors() -> float:
+            text = httpx.get(g.admin + "/metrics").text
+            line = [ln for ln in text.splitlines() if ln.startswith("dw_policy_reload_errors")]
+            return float(line[0].split()[-1]) if line else 0.0
+
+        # broken edits: a schema error, bad YAML, an empty file (as if caught half-written)
+        for n, broken in enumerate(
+            [
+                yaml.safe_dump({"rules": [{**block, "action": "explode"}]}),
+                "rules: [unclosed",
+                "",
+            ],
+            start=1,
+        ):
+            policy.write_text(broken)
+            assert _until(lambda n=n: errors() >= n), broken
+            assert g.proc.poll() is None
+            _error(g.chat(), 403, "account_blocked")  # the last good policy stays in force
+            assert g.chat(key="sk-bob").status_code == 200
+        h = g.health()
+        assert h["policy_rules"] == 2 and "empty" in h["policy_error"]
+        assert "dw_policy_reloads_total 1" in httpx.get(g.admin + "/metrics").text
+        policy.write_text(yaml.safe_dump({"rules": [watch]}))  # a good edit is taken again
+        assert _until(lambda: g.chat().status_code == 200)
+        assert g.health()["policy_error"] is None
+        n_calls = g.health()["event_log"]["submitted"]
+        g.wait_delivered(n_calls)
+    finally:
+        out = g.stop()
+    assert "keeping the last good policy" in out and "rules/0/action" in out
+    calls = pl.from_arrow(read_calls(tmp_path / "log").table)
+    decisions = [orjson.loads(e)["gateway"]["decision"] for e in calls["extra"].to_list()]
+    blocked = [d for d in decisions if d and d["action"] == "block"]
+    assert blocked and all(
+        d["matches"][0]["evidence"][0]["source"] == "policy:alice-block@2" for d in blocked
+    )

@@ -344,3 +344,117 @@ def test_degrading_requests_and_responses() -> None:
     )
     assert b"secret" not in text and b'"content":"ok"' in text and b'"content":"~"' in text
     assert text.rstrip().endswith(b"data: [DONE]")
+
+
+def test_n_choices_keep_the_first_answer_in_the_schema_and_the_others_in_extra(
+    tmp_path: Path,
+) -> None:
+    usage = {"prompt_tokens": 5, "completion_tokens": 9}
+    chat = {
+        "choices": [
+            {"index": i, "message": {"content": f"a{i}"}, "finish_reason": f"f{i}"}
+            for i in (0, 1, 2)
+        ],
+        "usage": usage,
+    }
+    # a stream with two choices interleaved, the usage of both in the last event
+    sse = [
+        b'data: {"choices":[{"index":1,"delta":{"content":"y"}},{"index":0,"delta":{"content":"x"}}]}\n\n',
+        b'data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"},'
+        b'{"index":1,"delta":{"content":"y","reasoning_content":"r1"},"finish_reason":"length"}]}\n\n',
+        b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":4}}\n\ndata: [DONE]\n\n',
+    ]
+    completions = {"choices": [{"index": 0, "text": "c0"}, {"index": 1, "text": "c1"}]}
+    caps = [
+        _cap({"model": "m", "n": 3, "messages": []}, response=orjson.dumps(chat)),
+        _cap({"model": "m", "n": 2, "stream": True, "messages": []}, chunks=sse),
+        _cap(
+            {"model": "m", "n": 2, "prompt": "p"}, "completions", response=orjson.dumps(completions)
+        ),
+        _cap(
+            {"model": "m", "messages": []}, response=orjson.dumps({"choices": chat["choices"][:1]})
+        ),
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_bytes(
+        b"".join(orjson.dumps(call_record(c), option=orjson.OPT_APPEND_NEWLINE) for c in caps)
+    )
+    result = read_calls(path)
+    assert result.n_bad == 0
+    rows = pl.from_arrow(result.table).to_dicts()
+    extra = [orjson.loads(r["extra"])["gateway"] for r in rows]
+    assert [r["request"]["n"] for r in rows] == [3, 2, 2, None]
+    assert [r["response"]["output_text"] for r in rows] == ["a0", "xx", "c0", "a0"]
+    assert [r["response"]["finish_reason"] for r in rows[:2]] == ["f0", "stop"]
+    # usage is the API's, for all choices together
+    assert rows[0]["response"]["usage"]["output_tokens"] == 9
+    assert rows[1]["response"]["usage"]["output_tokens"] == 4
+    assert extra[0]["choices"] == [
+        {"index": i, "output_text": f"a{i}", "reasoning_text": None, "finish_reason": f"f{i}"}
+        for i in (1, 2)
+    ]
+    assert extra[1]["choices"] == [
+        {"index": 1, "output_text": "yy", "reasoning_text": "r1", "finish_reason": "length"}
+    ]
+    assert [c["output_text"] for c in extra[2]["choices"]] == ["c1"]
+    assert "choices" not in extra[3]  # one answer: nothing extra
+
+
+def _sse_events(raw: bytes) -> list[tuple[str | None, dict]]:  # type: ignore[type-arg]
+    """(event name, data) per SSE event, framed by blank lines as a client reads them."""
+    out = []
+    for block in raw.replace(b"\r\n", b"\n").split(b"\n\n"):
+        name, data = None, None
+        for line in block.split(b"\n"):
+            if line.startswith(b"event:"):
+                name = line[6:].strip().decode()
+            elif line.startswith(b"data:"):
+                data = orjson.loads(line[5:].strip())
+        if data is not None:
+            out.append((name, data))
+    return out
+
+
+def test_streamed_responses_get_the_canary_and_lose_their_reasoning() -> None:
+    import asyncio
+
+    from distillwatch.gateway.stub import ANSWER, REASONING, StubUpstream
+
+    assert "asks for 2+2" in REASONING
+
+    sent: list[bytes] = []
+
+    async def run() -> None:
+        async def send(msg: dict) -> None:  # type: ignore[type-arg]
+            if msg["type"] == "http.response.body":
+                sent.append(msg["body"])
+
+        await StubUpstream()._responses_stream(send, "m")
+
+    asyncio.run(run())
+    upstream = b"".join(sent)
+    shaper = StreamDegrader("responses", Degrade(reasoning="withhold", canary=True), "~~")
+    # cut at every 11 bytes: lines and events split across chunks
+    out = (
+        b"".join(shaper.feed(upstream[i : i + 11]) for i in range(0, len(upstream), 11))
+        + shaper.close()
+    )
+    events = _sse_events(out)
+    assert all(name == ev["type"] for name, ev in events)  # every event line matches its data
+    assert b"asks for 2+2" not in out and b'"type":"reasoning"' not in out
+    assert not any("reasoning" in ev["type"] for _, ev in events)
+    text = "".join(ev["delta"] for _, ev in events if ev["type"] == "response.output_text.delta")
+    assert text == ANSWER + "~~"
+    by_type = {ev["type"]: ev for _, ev in events}
+    assert by_type["response.output_text.done"]["text"] == ANSWER + "~~"
+    assert by_type["response.content_part.done"]["part"]["text"] == ANSWER + "~~"
+    assert by_type["response.output_item.done"]["item"]["content"][0]["text"] == ANSWER + "~~"
+    completed = by_type["response.completed"]["response"]["output"]
+    assert [i["type"] for i in completed] == ["message"]
+    assert completed[0]["content"][0]["text"] == ANSWER + "~~"
+    seq = [ev["sequence_number"] for _, ev in events]
+    assert seq == sorted(set(seq))  # the inserted event kept the numbering strictly increasing
+    # no canary asked: the text is left alone, reasoning still withheld
+    plain = StreamDegrader("responses", Degrade(reasoning="withhold"), None)
+    out = plain.feed(upstream) + plain.close()
+    assert b"~~" not in out and b"asks for 2+2" not in out and ANSWER.encode() in out

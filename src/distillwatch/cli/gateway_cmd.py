@@ -101,6 +101,82 @@ def load_decisions(
     console.print(f"generation {gen}: {n_acc:,} accounts, {n_cl:,} clusters -> {store}")
 
 
+@gateway_app.command("drain")
+def drain(
+    uri: str = typer.Argument(
+        ..., help="nats://HOST:PORT/SUBJECT?stream=NAME (the gateways' sink)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for the segment files (scan reads it)."),
+    durable: str = typer.Option(
+        "distillwatch-drain", "--durable", help="Durable consumer name (resumes where it left)."
+    ),
+    fmt: str = typer.Option("parquet", "--format", help="parquet or jsonl."),
+    segment_rows: int = typer.Option(50_000, "--segment-rows", help="Calls per segment (at most)."),
+    segment_seconds: float = typer.Option(
+        60.0, "--segment-seconds", help="A segment is written after this long."
+    ),
+    max_messages: int | None = typer.Option(
+        None, "--max-messages", help="Stop after this many messages (a batch job)."
+    ),
+    idle_seconds: float | None = typer.Option(
+        None, "--idle-seconds", help="Stop when no message came for this long (a batch job)."
+    ),
+    batch: int = typer.Option(1000, "--batch", help="Messages per fetch."),
+    ack_wait: float | None = typer.Option(
+        None, "--ack-wait", help="Seconds before unacknowledged messages are redelivered."
+    ),
+    dedupe_segments: int = typer.Option(
+        8, "--dedupe-segments", help="Drop a request id already in this many last segments."
+    ),
+) -> None:
+    """Drain call records from JetStream into Parquet segments; acknowledged once written."""
+    import asyncio
+
+    from distillwatch.core.progress import progress_bar
+    from distillwatch.gateway.drain import DrainConfig, DrainStats
+    from distillwatch.gateway.drain import drain as run_drain
+
+    console = Console(stderr=True)
+    cfg = DrainConfig(
+        uri=uri,
+        out=out,
+        durable=durable,
+        fmt=fmt,
+        segment_rows=segment_rows,
+        segment_seconds=segment_seconds,
+        max_messages=max_messages,
+        idle_seconds=idle_seconds,
+        batch=batch,
+        ack_wait=ack_wait,
+        dedupe_segments=dedupe_segments,
+    )
+    with progress_bar(console=console) as progress:
+        task = progress.add_task("drain", total=max_messages)
+
+        def show(s: DrainStats) -> None:
+            progress.update(
+                task,
+                completed=s.received,
+                description=f"drain: {s.written:,} written, {s.duplicates:,} duplicate, "
+                f"{s.malformed:,} malformed, {s.segments:,} segment(s)",
+            )
+
+        try:
+            stats = asyncio.run(run_drain(cfg, show))
+        except DistillwatchError as exc:
+            progress.stop()
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
+    console.print(
+        f"{stats.received:,} message(s): {stats.written:,} call(s) written in "
+        f"{stats.segments:,} segment(s) to {out}, {stats.duplicates:,} duplicate(s) dropped, "
+        f"{stats.malformed:,} malformed, {stats.redelivered:,} redelivered, "
+        f"{stats.acknowledged:,} acknowledged"
+        f"{f'; stopped: {stats.stopped_by}' if stats.stopped_by else ''}",
+        soft_wrap=True,
+    )
+
+
 @gateway_app.command("stub-upstream")
 def stub_upstream(
     host: str = typer.Option("127.0.0.1", "--host"),

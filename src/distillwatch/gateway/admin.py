@@ -108,6 +108,7 @@ class AdminApp:
             "decisions_generation": gw.snapshot.generation,
             "decision_accounts": len(gw.snapshot.accounts),
             "policy_rules": len(gw.policy.rules),
+            "policy_error": gw.policy_error,
             "live_accounts": len(gw.live.findings),
         }
 

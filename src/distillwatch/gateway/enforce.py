@@ -192,13 +192,18 @@ def degrade_response(raw: bytes, endpoint: str, d: Degrade, canary: str | None) 
 
 class StreamDegrader:
     """Degrades an SSE stream chunk by chunk: lines are re-cut at newlines, reasoning deltas
-    dropped or cut short, and the canary sent as one more delta before ``[DONE]``."""
+    dropped or cut short, and the canary sent as one more text delta: before ``[DONE]`` (chat,
+    completions), or before the first ``response.output_text.done`` of a Responses stream,
+    whose done / part / item / completed events then carry it too."""
 
     def __init__(self, endpoint: str, d: Degrade, canary: str | None) -> None:
         self.endpoint, self.d, self.canary = endpoint, d, canary
         self._buf = b""
         self._reasoning_sent = 0
         self._template: dict[str, Any] | None = None
+        self._held: bytes | None = None  # a Responses stream's "event:" line, until its data
+        self._marked: tuple[Any, Any] | None = None  # (item_id, content_index) given the canary
+        self._shift = 0  # sequence numbers after the inserted canary event move up by one
 
     def feed(self, chunk: bytes) -> bytes:
         self._buf += chunk
@@ -213,6 +218,9 @@ class StreamDegrader:
         return b"".join(self._lines([rest])) if rest else b""
 
     def _lines(self, lines: list[bytes]) -> Iterator[bytes]:
+        if self.endpoint == "responses":
+            yield from self._responses_lines(lines)
+            return
         for line in lines:
             if not line.startswith(b"data:"):
                 yield line + b"\n"
@@ -232,13 +240,98 @@ class StreamDegrader:
             if ev is not None:
                 yield b"data: " + orjson.dumps(ev) + b"\n"
 
+    def _responses_lines(self, lines: list[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            if line.startswith(b"event:"):
+                if self._held is not None:
+                    yield self._held + b"\n"
+                self._held = line
+                continue
+            held, self._held = self._held, None
+            if not line.startswith(b"data:"):
+                if held is not None:
+                    yield held + b"\n"
+                yield line + b"\n"
+                continue
+            try:
+                ev = orjson.loads(line[5:].strip())
+            except orjson.JSONDecodeError:
+                yield (held + b"\n" if held is not None else b"") + line + b"\n"
+                continue
+            for out in self._responses_event(ev):
+                head = b"event: " + str(out.get("type", "")).encode() + b"\n" if held else b""
+                yield head + b"data: " + orjson.dumps(out) + b"\n"
+                if out is not ev:  # an inserted event: close it; the stream closes the last
+                    yield b"\n"
+
+    def _responses_event(self, ev: Any) -> list[Any]:
+        """The events to send for one upstream Responses event (none: withheld)."""
+        if not isinstance(ev, dict):
+            return [ev]
+        kind = str(ev.get("type", ""))
+        withhold = self.d.reasoning == "withhold"
+        if withhold and "reasoning" in kind:
+            return []
+        item = ev.get("item")
+        if withhold and isinstance(item, dict) and item.get("type") == "reasoning":
+            return []
+        if self._shift and isinstance(ev.get("sequence_number"), int):
+            ev["sequence_number"] += self._shift
+        out: list[Any] = []
+        if kind == "response.output_text.done" and self.canary and self._marked is None:
+            self._marked = (ev.get("item_id"), ev.get("content_index"))
+            mark: dict[str, Any] = {
+                "type": "response.output_text.delta",
+                "item_id": ev.get("item_id"),
+                "output_index": ev.get("output_index"),
+                "content_index": ev.get("content_index"),
+                "delta": self.canary,
+            }
+            if isinstance(ev.get("sequence_number"), int):
+                mark["sequence_number"] = ev["sequence_number"]
+                ev["sequence_number"] += 1
+                self._shift += 1
+            out.append(mark)
+            if isinstance(ev.get("text"), str):
+                ev["text"] += self.canary
+        elif self._marked is not None and self.canary:
+            self._mark_copies(ev, kind)
+        response = ev.get("response")
+        if withhold and isinstance(response, dict) and isinstance(response.get("output"), list):
+            response["output"] = [
+                i
+                for i in response["output"]
+                if not (isinstance(i, dict) and i.get("type") == "reasoning")
+            ]
+        out.append(ev)
+        return out
+
+    def _mark_copies(self, ev: dict[str, Any], kind: str) -> None:
+        """Add the canary to the later events that repeat the marked text in full."""
+        assert self._marked is not None and self.canary
+        item_id, content_index = self._marked
+        if kind == "response.content_part.done" and ev.get("item_id") == item_id:
+            part = ev.get("part")
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                part["text"] += self.canary
+            return
+        items: list[Any] = []
+        if kind == "response.output_item.done":
+            items = [ev.get("item")]
+        elif isinstance(ev.get("response"), dict):
+            items = list(ev["response"].get("output") or ())
+        for item in items:
+            if not (isinstance(item, dict) and item.get("id") == item_id):
+                continue
+            parts = item.get("content")
+            if not (isinstance(parts, list) and isinstance(content_index, int)):
+                continue
+            part = parts[content_index] if 0 <= content_index < len(parts) else None
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                part["text"] += self.canary
+
     def _event(self, ev: Any) -> Any:
         if not isinstance(ev, dict):
-            return ev
-        if self.endpoint == "responses":
-            kind = str(ev.get("type", ""))
-            if self.d.reasoning == "withhold" and "reasoning" in kind:
-                return None
             return ev
         for choice in ev.get("choices") or ():
             if not isinstance(choice, dict):

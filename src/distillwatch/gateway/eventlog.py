@@ -98,7 +98,6 @@ class NatsSink:
         if self._nc is not None and self._nc.is_connected:
             return self._js
         import nats
-        from nats.js.errors import NotFoundError
 
         await self.close()
 
@@ -117,10 +116,7 @@ class NatsSink:
             timeout=3,
         )
         self._js = self._nc.jetstream(timeout=5)
-        try:
-            await self._js.stream_info(self.stream)
-        except NotFoundError:
-            await self._js.add_stream(name=self.stream, subjects=[self.subject])
+        await ensure_stream(self._js, self.stream, self.subject)
         return self._js
 
     async def deliver(self, segment: Path, rows: int) -> None:
@@ -142,6 +138,30 @@ class NatsSink:
                 await nc.close()
 
 
+async def ensure_stream(js: Any, stream: str, subject: str) -> None:
+    """Create the JetStream stream when it is missing (gateways and the drain both may)."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        await js.stream_info(stream)
+    except NotFoundError:
+        await js.add_stream(name=stream, subjects=[subject])
+
+
+def parse_nats_uri(uri: str) -> tuple[str, str, str]:
+    """``nats://HOST:PORT/SUBJECT?stream=NAME`` -> ``(server, subject, stream)``.
+
+    >>> parse_nats_uri("nats://127.0.0.1:4222/dw.calls?stream=DW_CALLS")
+    ('nats://127.0.0.1:4222', 'dw.calls', 'DW_CALLS')
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme != "nats" or not parsed.netloc:
+        raise DistillwatchError(f"{uri!r}: expected nats://HOST:PORT/SUBJECT?stream=NAME")
+    query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+    subject = parsed.path.lstrip("/") or "distillwatch.calls"
+    return f"nats://{parsed.netloc}", subject, query.get("stream", "DISTILLWATCH_CALLS")
+
+
 def open_sink(uri: str) -> Sink:
     """A sink from its URI (see the module docstring).
 
@@ -158,9 +178,7 @@ def open_sink(uri: str) -> Sink:
             raise DistillwatchError(f"event sink {uri!r}: no folder")
         return FileSink(uri, Path(path), query.get("format", "parquet"))
     if parsed.scheme == "nats":
-        subject = parsed.path.lstrip("/") or "distillwatch.calls"
-        stream = query.get("stream", "DISTILLWATCH_CALLS")
-        return NatsSink(uri, f"nats://{parsed.netloc}", subject, stream)
+        return NatsSink(uri, *parse_nats_uri(uri))
     raise DistillwatchError(f"event sink {uri!r}: use file://FOLDER or nats://HOST:PORT/SUBJECT")
 
 

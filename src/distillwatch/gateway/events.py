@@ -158,11 +158,32 @@ def request_record(body: dict[str, Any] | None, endpoint: str) -> dict[str, Any]
 
 
 @dataclass(slots=True)
-class _Output:
+class _Choice:
     text: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     finish_reason: str | None = None
+
+    def record(self, index: int) -> dict[str, Any]:
+        return {
+            "index": index,
+            "output_text": "".join(self.text) if self.text else None,
+            "reasoning_text": "".join(self.reasoning) if self.reasoning else None,
+            "finish_reason": self.finish_reason,
+        }
+
+
+@dataclass(slots=True)
+class _Output:
+    """The answer as parsed: every choice by index (``n`` > 1), and the usage of all of them."""
+
+    choices: dict[int, _Choice] = field(default_factory=dict)
     usage: dict[str, Any] | None = None
+
+    def choice(self, index: int = 0) -> _Choice:
+        c = self.choices.get(index)
+        if c is None:
+            c = self.choices[index] = _Choice()
+        return c
 
     def add_usage(self, usage: Any) -> None:
         if not isinstance(usage, dict):
@@ -177,38 +198,41 @@ class _Output:
         }
 
     def add_choice(self, choice: Any, delta_key: str) -> None:
-        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-            return  # the schema keeps the first choice's text
+        if not isinstance(choice, dict):
+            return
+        index = _int(choice.get("index"))
+        c = self.choice(index if index is not None and index >= 0 else 0)
         if delta_key == "text":
             piece: Any = {"content": choice.get("text")}
         else:
             piece = choice.get(delta_key)
         if isinstance(piece, dict):
             if isinstance(piece.get("content"), str):
-                self.text.append(piece["content"])
+                c.text.append(piece["content"])
             reasoning = piece.get("reasoning_content", piece.get("reasoning"))
             if isinstance(reasoning, str):
-                self.reasoning.append(reasoning)
+                c.reasoning.append(reasoning)
         if isinstance(choice.get("finish_reason"), str):
-            self.finish_reason = choice["finish_reason"]
+            c.finish_reason = choice["finish_reason"]
 
     def add_responses_object(self, obj: Any) -> None:
         if not isinstance(obj, dict):
             return
+        c = self.choice()
         for item in obj.get("output") or ():
             if not isinstance(item, dict):
                 continue
             if item.get("type") == "message":
-                self.text.append(content_text(item.get("content")) or "")
+                c.text.append(content_text(item.get("content")) or "")
             elif item.get("type") == "reasoning":
                 parts = (item.get("content") or []) + (item.get("summary") or [])
-                self.reasoning.extend(
+                c.reasoning.extend(
                     p["text"]
                     for p in parts
                     if isinstance(p, dict) and isinstance(p.get("text"), str)
                 )
         status = obj.get("status")
-        self.finish_reason = "stop" if status == "completed" else _str(status)
+        c.finish_reason = "stop" if status == "completed" else _str(status)
         self.add_usage(obj.get("usage"))
 
 
@@ -223,8 +247,8 @@ def _parse_body(endpoint: str, raw: bytes, out: _Output) -> None:
         out.add_responses_object(doc)
         return
     choices = doc.get("choices")
-    if isinstance(choices, list) and choices:
-        out.add_choice(choices[0], "text" if endpoint == "completions" else "message")
+    for choice in choices if isinstance(choices, list) else ():
+        out.add_choice(choice, "text" if endpoint == "completions" else "message")
     out.add_usage(doc.get("usage"))
 
 
@@ -250,13 +274,14 @@ def _parse_stream(endpoint: str, chunks: list[bytes], out: _Output) -> None:
             continue
         if endpoint == "responses":
             kind = ev.get("type")
+            c = out.choice()
             if kind == "response.output_text.delta" and isinstance(ev.get("delta"), str):
-                out.text.append(ev["delta"])
+                c.text.append(ev["delta"])
             elif kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
                 if isinstance(ev.get("delta"), str):
-                    out.reasoning.append(ev["delta"])
+                    c.reasoning.append(ev["delta"])
             elif kind == "response.completed" and isinstance(ev.get("response"), dict):
-                out.finish_reason = "stop"
+                c.finish_reason = "stop"
                 out.add_usage(ev["response"].get("usage"))
             continue
         for choice in ev.get("choices") or ():
@@ -265,22 +290,25 @@ def _parse_stream(endpoint: str, chunks: list[bytes], out: _Output) -> None:
             out.add_usage(ev["usage"])
 
 
-def response_record(cap: Capture) -> dict[str, Any]:
+def response_record(cap: Capture) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The schema's ``response`` (the first choice's text: the schema has one ``output_text``;
+    ``usage`` covers every choice, as the API reports it) and the other choices (``n`` > 1)."""
     out = _Output()
     if cap.chunks:
         _parse_stream(cap.endpoint, cap.chunks, out)
     elif cap.response and 200 <= cap.status < 300:
         _parse_body(cap.endpoint, cap.response, out)
-    if cap.error and out.finish_reason is None:
-        out.finish_reason = cap.error
-    return {
+    order = sorted(out.choices)
+    first = out.choices[order[0]] if order else _Choice()
+    if cap.error and first.finish_reason is None:
+        first.finish_reason = cap.error
+    response = {
         "status": cap.status,
-        "output_text": "".join(out.text) if out.text else None,
-        "reasoning_text": "".join(out.reasoning) if out.reasoning else None,
-        "finish_reason": out.finish_reason,
+        **{k: v for k, v in first.record(0).items() if k != "index"},
         "usage": out.usage,
         "latency_ms": round(cap.latency_ms, 3),
     }
+    return response, [out.choices[i].record(i) for i in order[1:]]
 
 
 def iso(ts: float) -> str:
@@ -290,9 +318,11 @@ def iso(ts: float) -> str:
 
 def call_record(cap: Capture) -> dict[str, Any]:
     """The canonical call record of one capture, with the gateway's decision in ``gateway``
-    (an unknown top-level field, which readers keep in ``extra``)."""
+    (an unknown top-level field, which readers keep in ``extra``), and there too, as
+    ``gateway.choices``, the answers after the first when ``n`` > 1."""
     body = cap.body if isinstance(cap.body, dict) else None
     model = _str(body.get("model")) if body else None
+    response, others = response_record(cap)
     rec: dict[str, Any] = {
         "ts": iso(cap.ts),
         "request_id": cap.request_id,
@@ -303,7 +333,7 @@ def call_record(cap: Capture) -> dict[str, Any]:
         "endpoint": cap.endpoint,
         "client": {"ip": cap.client_ip, "user_agent": cap.user_agent},
         "request": request_record(body, cap.endpoint),
-        "response": response_record(cap),
+        "response": response,
         "gateway": {
             "decision": cap.decision.to_record() if cap.decision else None,
             "live_score": cap.live_score,
@@ -311,4 +341,6 @@ def call_record(cap: Capture) -> dict[str, Any]:
             "error": cap.error,
         },
     }
+    if others:  # n > 1: the schema keeps one answer; the others ride along in extra
+        rec["gateway"]["choices"] = others
     return rec

@@ -228,7 +228,9 @@ class Policy:
             doc = yaml.safe_load(p.read_text())
         except (OSError, yaml.YAMLError) as exc:
             raise DistillwatchError(f"{p}: cannot read policy: {exc}") from None
-        return cls.from_dict(doc or {}, str(p))
+        if doc is None:  # most likely a file caught half-written: never read it as "no rules"
+            raise DistillwatchError(f"{p}: the policy file is empty (write `rules: []` for none)")
+        return cls.from_dict(doc, str(p))
 
     def decide(self, v: Verdicts) -> Decision:
         """The decision for one call given what is known about its account."""

@@ -89,6 +89,7 @@ class Gateway:
         self.config = config
         self.policy: Policy = config.policy
         self._policy_mtime = _mtime(config.policy_path)
+        self.policy_error: str | None = None  # the last failed reload's message, until one works
         self.metrics = Metrics()
         self.snapshot = Snapshot()
         self.store: DecisionStore | None = None
@@ -184,13 +185,15 @@ class Gateway:
         try:
             self.policy = Policy.load(path)
             self._policy_mtime = mtime
+            self.policy_error = None
             self.metrics.inc("dw_policy_reloads_total")
             log.info("policy: reloaded %s (%d rules)", path, len(self.policy.rules))
             return True
         except Exception as exc:  # keep enforcing the last good policy
             self._policy_mtime = mtime
+            self.policy_error = str(exc)
             self.metrics.inc("dw_policy_reload_errors_total")
-            log.error("policy: %s", exc)
+            log.error("policy: %s; keeping the last good policy", exc)
             return False
 
     async def _reload_loop(self) -> None:
@@ -604,11 +607,15 @@ async def _send(
     await send({"type": "http.response.body", "body": body})
 
 
-def _mtime(path: str | None) -> float | None:
+def _mtime(path: str | None) -> tuple[int, int] | None:
+    """What tells a changed file: modification time (ns) and size."""
+    if not path:
+        return None
     try:
-        return Path(path).stat().st_mtime if path else None
+        st = Path(path).stat()
     except OSError:
         return None
+    return st.st_mtime_ns, st.st_size
 
 
 def _default_spool(sink_uri: str) -> Path:

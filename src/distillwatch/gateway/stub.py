@@ -93,7 +93,7 @@ class StubUpstream:
                         "index": i,
                         "message": {
                             "role": "assistant",
-                            "content": ANSWER,
+                            "content": f"{ANSWER} ({i})" if i else ANSWER,
                             "reasoning_content": REASONING,
                         },
                         "logprobs": {"content": []} if req.get("logprobs") else None,
@@ -111,15 +111,25 @@ class StubUpstream:
                 }
                 await _json(send, 200, doc)
         elif path == "/v1/completions":
+            k: int = req["n"] if isinstance(req.get("n"), int) else 1
             doc = {
                 "id": "cmpl-stub",
                 "object": "text_completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [{"index": 0, "text": ANSWER, "finish_reason": "stop"}],
+                "choices": [
+                    {
+                        "index": i,
+                        "text": f"{ANSWER} ({i})" if i else ANSWER,
+                        "finish_reason": "stop",
+                    }
+                    for i in range(max(1, k))
+                ],
                 "usage": _usage(),
             }
             await _json(send, 200, doc)
+        elif path == "/v1/responses" and stream:
+            await self._responses_stream(send, model)
         elif path == "/v1/responses":
             doc = {
                 "id": "resp-stub",
@@ -165,8 +175,10 @@ class StubUpstream:
         ]
         pieces += [{"content": w + (" " if i < 3 else "")} for i, w in enumerate(ANSWER.split(" "))]
         gap = float(req.get("stub_chunk_delay_ms", 0) or 0) / 1000
+        n = req["n"] if isinstance(req.get("n"), int) and req["n"] > 1 else 1
         for delta in pieces:
-            ev = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            choices = [{"index": i, "delta": delta, "finish_reason": None} for i in range(n)]
+            ev = {**base, "choices": choices}
             await send(
                 {
                     "type": "http.response.body",
@@ -178,7 +190,7 @@ class StubUpstream:
                 await asyncio.sleep(gap)
         last = {
             **base,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "choices": [{"index": i, "delta": {}, "finish_reason": "stop"} for i in range(n)],
             "usage": _usage(),
         }
         await send(
@@ -188,6 +200,90 @@ class StubUpstream:
                 "more_body": False,
             }
         )
+
+    async def _responses_stream(self, send: Send, model: str) -> None:
+        """A Responses-API event stream (``event:`` + ``data:``), reasoning summary first."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        reasoning = {"id": "rs_stub", "type": "reasoning", "summary": []}
+        message: dict[str, Any] = {
+            "id": "msg_stub",
+            "type": "message",
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
+        resp: dict[str, Any] = {
+            "id": "resp-stub",
+            "object": "response",
+            "model": model,
+            "status": "in_progress",
+            "output": [],
+        }
+        done_part = {"type": "output_text", "text": ANSWER, "annotations": []}
+        summary = {"type": "summary_text", "text": REASONING}
+        words = ANSWER.split(" ")
+        deltas = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+        text_ids = {"item_id": "msg_stub", "output_index": 1, "content_index": 0}
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": resp},
+            {"type": "response.output_item.added", "output_index": 0, "item": reasoning},
+            *(
+                {
+                    "type": "response.reasoning_summary_text.delta",
+                    "item_id": "rs_stub",
+                    "output_index": 0,
+                    "summary_index": 0,
+                    "delta": w + " ",
+                }
+                for w in REASONING.split(" ")
+            ),
+            {
+                "type": "response.output_item.done",
+                "output_index": 0,
+                "item": {**reasoning, "summary": [summary]},
+            },
+            {"type": "response.output_item.added", "output_index": 1, "item": message},
+            {
+                "type": "response.content_part.added",
+                **text_ids,
+                "part": {**done_part, "text": ""},
+            },
+            *({"type": "response.output_text.delta", **text_ids, "delta": d} for d in deltas),
+            {"type": "response.output_text.done", **text_ids, "text": ANSWER},
+            {"type": "response.content_part.done", **text_ids, "part": done_part},
+            {
+                "type": "response.output_item.done",
+                "output_index": 1,
+                "item": {**message, "status": "completed", "content": [done_part]},
+            },
+            {
+                "type": "response.completed",
+                "response": {
+                    **resp,
+                    "status": "completed",
+                    "output": [
+                        {**reasoning, "summary": [summary]},
+                        {**message, "status": "completed", "content": [done_part]},
+                    ],
+                    "usage": {
+                        "input_tokens": 12,
+                        "output_tokens": 6,
+                        "output_tokens_details": {"reasoning_tokens": 15},
+                    },
+                },
+            },
+        ]
+        for seq, ev in enumerate(events):
+            ev = {**ev, "sequence_number": seq}
+            data = b"event: " + ev["type"].encode() + b"\ndata: " + orjson.dumps(ev) + b"\n\n"
+            last = seq == len(events) - 1
+            await send({"type": "http.response.body", "body": data, "more_body": not last})
 
 
 async def _json(send: Send, status: int, doc: Any) -> None:
