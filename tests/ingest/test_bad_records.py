@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distillwatch.core.errors import RecordError
+from distillwatch.core.schema import CALL_SCHEMA
 from distillwatch.ingest import read_calls, write_table
 
 
@@ -228,3 +229,11 @@ def test_round_trip_keeps_good_rows_of_a_file_with_bad_ones(tmp_path, make_call,
     written = write_table(result.table, tmp_path / "clean.jsonl")
     again = read_calls(written)
     assert again.ok and again.table.equals(result.table)
+
+
+def test_a_file_with_no_good_record_gives_an_empty_table_and_every_error(tmp_path, jsonl):
+    path = jsonl(tmp_path / "bad.jsonl", [{"bad": 1}, "not json"])
+    result = read_calls(path)
+    assert result.n_good == 0 and result.n_bad == 2 and result.table.num_rows == 0
+    assert result.table.schema.equals(CALL_SCHEMA)
+    assert [(e.line, e.field) for e in result.errors] == [(1, "ts"), (2, "<record>")]

@@ -72,7 +72,8 @@ def record_normaliser(
     fill, layout = _struct(fields, "", spec, from_text, first_slot=0, with_validity=False)
     keeps_extra = spec.keeps_extra
     if keeps_extra:  # extra is the last slot, whatever its place in the schema
-        layout = Layout(layout.dtype, -1, (*layout.children, Layout(pa.string(), layout.width)))
+        extra = Layout(pa.string(), layout.width)
+        layout = Layout(layout.dtype, -1, (*layout.children, extra), width=layout.width + 1)
 
     def normalise(record: Any) -> Row:
         if type(record) is not dict:
