@@ -69,9 +69,9 @@ def test_reason_text_names_value_baseline_weight_and_source() -> None:
     assert "lowers" in render(Evidence("n_calls", 3, 10, -0.4, "feature:volume@1"))
 
 
-def test_low_scores_get_no_evidence_unless_asked() -> None:
-    rng = np.random.default_rng(1)
-    n = 300
+def _one_signal(n: int, seed: int) -> tuple[pl.DataFrame, GradientBoostedDetector]:
+    """Accounts told apart by one feature, and a detector fitted on them."""
+    rng = np.random.default_rng(seed)
     y = rng.random(n) < 0.3
     feats = pl.DataFrame(
         {
@@ -83,6 +83,12 @@ def test_low_scores_get_no_evidence_unless_asked() -> None:
     det = GradientBoostedDetector(n_estimators=30).fit(
         feats.drop("account_id", "allowlisted"), y.astype(int)
     )
+    return feats, det
+
+
+def test_low_scores_get_no_evidence_unless_asked() -> None:
+    n = 300
+    feats, det = _one_signal(n, seed=1)
     cfg = ScanConfig(explain_min_score=0.5)
     out = score_accounts(feats, det, cfg)
     low = out.filter(pl.col("score") < 0.5)
@@ -98,19 +104,7 @@ def test_an_account_lifted_by_its_cluster_gets_its_own_evidence_after_the_cluste
     from distillwatch.scoring.clusters import combine_scores
     from distillwatch.scoring.pipeline import ScanPipeline
 
-    rng = np.random.default_rng(2)
-    n = 200
-    y = rng.random(n) < 0.3
-    feats = pl.DataFrame(
-        {
-            "account_id": [f"a{i:03d}" for i in range(n)],
-            "high_max_tokens_share": np.where(y, rng.uniform(0.6, 1, n), rng.uniform(0, 0.3, n)),
-            "allowlisted": np.zeros(n, dtype=bool),
-        }
-    )
-    det = GradientBoostedDetector(n_estimators=30).fit(
-        feats.drop("account_id", "allowlisted"), y.astype(int)
-    )
+    feats, det = _one_signal(200, seed=2)
     cfg = ScanConfig(explain_min_score=0.5)
     own = score_accounts(feats, det, cfg)
     quiet = own.filter(pl.col("score") < 0.1)["account_id"][:3].to_list()

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from distillwatch.core.values import Finding
+from distillwatch.gateway.asgi import plain_lifespan
 from distillwatch.gateway.proxy import Gateway, Receive, Scope, Send, _send, openai_error
 from distillwatch.gateway.values import Subject, evidence_record
 
@@ -43,13 +44,8 @@ class AdminApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await plain_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         if self._token is not None:

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from distillwatch.gateway.asgi import plain_lifespan
+
 ANSWER = "The answer is 4."
 REASONING = "The user asks for 2+2. Two plus two is four. I should answer briefly."
 MODEL = "stub-1"
@@ -46,13 +48,8 @@ class StubUpstream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await plain_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         self.calls += 1
