@@ -6,6 +6,7 @@ import typer
 
 from distillwatch import __version__
 from distillwatch.cli import (
+    attribute_cmd,
     demo_cmd,
     eval_cmd,
     gateway_cmd,
@@ -14,6 +15,7 @@ from distillwatch.cli import (
     simulate_cmd,
     train_cmd,
     validate_cmd,
+    watermark_cmd,
 )
 
 app = typer.Typer(
@@ -47,6 +49,8 @@ app.command("validate")(validate_cmd.validate)
 app.command("scan")(scan_cmd.scan)
 app.command("train")(train_cmd.train)
 app.add_typer(rules_cmd.rules_app, name="rules")
+app.add_typer(watermark_cmd.watermark_app, name="watermark")
+app.add_typer(attribute_cmd.attribute_app, name="attribute")
 app.add_typer(gateway_cmd.gateway_app, name="gateway")
 
 if __name__ == "__main__":

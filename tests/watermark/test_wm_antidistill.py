@@ -1,0 +1,57 @@
+"""Antidistillation sampling on a tiny random proxy student (torch only, no download)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from distillwatch.watermark.antidistill import (  # noqa: E402
+    AntidistillationProcessor,
+    perturbed_pair,
+)
+
+
+def tiny_student() -> object:
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    return transformers.LlamaForCausalLM(cfg)
+
+
+def test_bias_favours_tokens_that_raise_the_students_downstream_loss() -> None:
+    student = tiny_student()
+    task = torch.randint(0, 50, (4, 12))
+    batches = [{"input_ids": task, "labels": task}]
+    base_loss = float(student(**batches[0]).loss)
+    plus, minus = perturbed_pair(student, batches, eps=1e-3)
+    proc = AntidistillationProcessor(plus, minus, lam=1.0, eps=1e-3)
+    prefix = torch.randint(0, 50, (1, 6))
+    delta = proc.delta(prefix)[0]
+    hi, lo = int(delta.argmax()), int(delta.argmin())
+
+    def loss_after_step(token: int) -> float:
+        s = tiny_student()
+        opt = torch.optim.SGD(s.parameters(), lr=0.5)
+        seq = torch.cat([prefix, torch.tensor([[token]])], dim=1)
+        labels = torch.full_like(seq, -100)
+        labels[0, -1] = token
+        s(input_ids=seq, labels=labels).loss.backward()
+        opt.step()
+        with torch.no_grad():
+            return float(s(**batches[0]).loss)
+
+    # training the student on the favoured token hurts its downstream loss more
+    assert loss_after_step(hi) > loss_after_step(lo)
+    scores = torch.zeros(1, 60)
+    out = proc(prefix, scores)
+    assert torch.allclose(out[0, :50], delta) and torch.all(out[0, 50:] == 0)
+    assert float(student(**batches[0]).loss) == pytest.approx(base_loss)  # student untouched
