@@ -118,9 +118,11 @@ def test_an_account_lifted_by_its_cluster_gets_its_own_evidence_after_the_cluste
     assert all(len(before[a]["evidence"]) == 1 for a in quiet)  # the cluster item only
     out = ScanPipeline(config=cfg)._explain_lifted(scored, feats, det)
     rows = {r["account_id"]: r for r in out.iter_rows(named=True)}
+    median = float(feats["high_max_tokens_share"].median())  # of the whole population
     for a in quiet:
         ev = rows[a]["evidence"]
         assert ev[0]["signal"] == "cluster_score"
         assert len(ev) > 1 and ev[1]["signal"] == "high_max_tokens_share"
+        assert ev[1]["baseline"] == pytest.approx(median)
     assert out.height == scored.height
     assert out.select("account_id", "score").equals(scored.select("account_id", "score"))

@@ -11,7 +11,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from distillwatch.clusters import (
@@ -169,17 +168,16 @@ class ScanPipeline:
         need = scored.filter((pl.col("score") >= cut) & (pl.col("own_score") < cut))
         if need.height == 0:
             return scored
-        sub = feats.join(need.select("account_id"), on="account_id", how="semi")
-        reasons, evidence = explain_accounts(
-            sub, detector, self.config, np.ones(sub.height, dtype=bool)
-        )
+        # explained within the whole population, so baselines are population medians
+        rows = feats["account_id"].is_in(need["account_id"]).to_numpy()
+        reasons, evidence = explain_accounts(feats, detector, self.config, rows)
         extra = pl.DataFrame(
             {
-                "account_id": sub["account_id"],
+                "account_id": feats["account_id"],
                 "own_reasons": pl.Series(reasons, dtype=pl.List(pl.String)),
                 "own_evidence": pl.Series(evidence, dtype=pl.List(EVIDENCE_STRUCT)),
             }
-        )
+        ).filter(pl.Series(rows))
         return (
             scored.join(extra, on="account_id", how="left", maintain_order="left")
             .with_columns(
