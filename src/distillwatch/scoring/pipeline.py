@@ -169,7 +169,7 @@ class ScanPipeline:
         if need.height == 0:
             return scored
         # explained within the whole population, so baselines are population medians
-        rows = feats["account_id"].is_in(need["account_id"]).to_numpy()
+        rows = feats["account_id"].is_in(need["account_id"].implode()).to_numpy()
         reasons, evidence = explain_accounts(feats, detector, self.config, rows)
         extra = pl.DataFrame(
             {
