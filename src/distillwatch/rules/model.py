@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -249,8 +248,8 @@ class _LiteralIndex:
 
     def __init__(self, values: pl.Series, rules: list[Rule]) -> None:
         self.n = values.len()
-        gates = {g for rule in rules for p in rule.patterns for g in _prefilters(p)}
-        gates |= {g for rule in rules if (g := _anchor_gate(rule)) is not None}
+        gates = {g for rule in rules for p in rule.patterns for g in required_literals(p)}
+        gates |= {g for rule in rules if (g := anchor_factor(rule.anchors)) is not None}
         vocabulary = sorted({w for g in gates for w in g})
         if vocabulary and self.n > self.SAMPLE:
             sample = values.sample(self.SAMPLE, seed=0).str.to_lowercase()
@@ -311,12 +310,12 @@ def _rule_hits(rule: Rule, values: pl.Series, index: _LiteralIndex) -> np.ndarra
     """Anchor gate, then each pattern on the rows that pass its literal prefilters and that no
     earlier pattern matched, then the exclude veto."""
     rows = np.arange(index.n)
-    anchor = _anchor_gate(rule)
+    anchor = anchor_factor(rule.anchors)
     if anchor is not None:
         rows = index.candidates((anchor,), rows)
     hit = np.zeros(index.n, dtype=bool)
     for pattern in rule.patterns:
-        idx = index.candidates(_prefilters(pattern), rows[~hit[rows]])
+        idx = index.candidates(required_literals(pattern), rows[~hit[rows]])
         if idx.size:
             hit[idx[values.gather(idx).str.contains(FLAGS + pattern).to_numpy()]] = True
     if rule.exclude and hit.any():
@@ -328,14 +327,3 @@ def _rule_hits(rule: Rule, values: pl.Series, index: _LiteralIndex) -> np.ndarra
 
 
 _Gate = frozenset[str]
-
-
-def _anchor_gate(rule: Rule) -> _Gate | None:
-    return anchor_factor(rule.anchors) if rule.anchors else None
-
-
-@lru_cache(maxsize=4096)
-def _prefilters(pattern: str) -> tuple[_Gate, ...]:
-    """Sets of lowercase literals: every match of ``pattern``, lowercased, contains one literal
-    of each set (see :mod:`~distillwatch.rules.prefilter`)."""
-    return required_literals(pattern)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from re import _casefix, _parser  # type: ignore[attr-defined]
 from re import _constants as C  # type: ignore[attr-defined]
 from typing import Any, Final
@@ -95,8 +96,10 @@ _ANY = _Info(None, ())
 _EMPTY = _Info(frozenset({""}), ())
 
 
+@lru_cache(maxsize=4096)
 def required_literals(pattern: str) -> tuple[Factor, ...]:
-    """Factors of ``pattern`` (a case-insensitive rule regex), most selective first.
+    """Factors of ``pattern`` (a case-insensitive rule regex), most selective first; cached
+    (every scan asks again for the same patterns).
 
     >>> required_literals(r"\\bstep[- ]by[- ]step\\b")
     (frozenset({'step by step', 'step-by-step', 'step by-step', 'step-by step'}),)
@@ -130,8 +133,7 @@ def anchor_factor(anchors: tuple[str, ...]) -> Factor | None:
         if not parts:
             return None
         words.append(max(parts, key=len))
-    factor = frozenset(words)
-    return factor if factor and all(w for w in factor) else None
+    return frozenset(words) or None
 
 
 def _usable(factor: Factor) -> bool:
