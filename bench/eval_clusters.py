@@ -189,6 +189,7 @@ def report(
     out.mkdir(parents=True, exist_ok=True)
     v.write_parquet(out / "accounts.parquet")
     result.clusters.write_parquet(out / "clusters.parquet")
+    result.edges.write_parquet(out / "edges.parquet")
     truth.write_parquet(out / "labels.parquet")
     (out / "eval.json").write_text(json.dumps(to_json(with_c), indent=1) + "\n")
     (out / "eval.html").write_text(render_html(with_c, title=f"scan with clusters, seed {seed}"))

@@ -40,6 +40,13 @@ class ScanConfig:
     explain_min_score: float = 0.01
     """Accounts scored below this get no evidence items (TreeSHAP is most of the scoring cost,
     and the score of such an account explains itself); 0 explains every account."""
+    attach_min_score: float = 0.8
+    """An account in no flagged cluster that scores at least this on its own evidence joins the
+    flagged cluster it is most linked to, when those links weigh ``attach_min_weight`` or more
+    (see :func:`~distillwatch.scoring.clusters.attach_suspects`); above 1 turns attaching off."""
+    attach_min_weight: float = 0.5
+    """Fewest summed edge weight (every edge type, below the graph's threshold too) between an
+    account and one flagged cluster's members for the account to be attached to it."""
 
     @classmethod
     def load(cls, path: Path | None) -> ScanConfig:
@@ -61,6 +68,8 @@ class ScanConfig:
             allowlisted_max_tier=str(doc.get("allowlisted_max_tier", d.allowlisted_max_tier)),
             explain_min_score=float(doc.get("explain_min_score", d.explain_min_score)),
             max_evidence=int(doc.get("max_evidence", d.max_evidence)),
+            attach_min_score=float(doc.get("attach_min_score", d.attach_min_score)),
+            attach_min_weight=float(doc.get("attach_min_weight", d.attach_min_weight)),
         )
         if not 0 <= cfg.watch <= cfg.throttle <= cfg.block <= 1:
             raise DistillwatchError(

@@ -157,6 +157,157 @@ def score_clusters(
     return score_accounts(keyed, detector, cfg).rename({"account_id": "cluster_id"})
 
 
+ATTACH_SCHEMA = pl.Schema(
+    {
+        "account_id": pl.String(),
+        "cluster_id": pl.String(),
+        "link_weight": pl.Float64(),
+        "n_linked": pl.UInt32(),
+        "link_types": pl.List(pl.String()),
+    }
+)
+
+
+def attach_suspects(
+    own: pl.DataFrame,
+    clusters: pl.DataFrame,
+    cluster_verdicts: pl.DataFrame,
+    edges: pl.DataFrame,
+    cfg: ScanConfig,
+) -> pl.DataFrame:
+    """Accounts flagged on their own evidence that join the flagged cluster they are most
+    linked to: ``account_id``, ``cluster_id``, ``link_weight``, ``n_linked``, ``link_types``.
+
+    A pair enters the clustering graph only when its edges sum to ``min_edge_weight``, which
+    a legitimate account must clear before it can be pulled into anyone's cluster. A campaign's
+    quiet members clear it rarely: a few calls a day share an address now and then, a
+    template, a client, and nothing in waves. An account whose *own* score is already at least
+    ``cfg.attach_min_score`` is not what the threshold protects: the question for it is only
+    *which* campaign, and weaker links answer that. Such an account, in no flagged cluster,
+    joins the flagged cluster whose members it shares the most edge weight with (every edge
+    type, below the threshold too), when that weight is at least ``cfg.attach_min_weight``;
+    ties go to the smaller cluster id. Accounts in an unflagged cluster stay there (their own
+    cluster explains them better), and no account is attached on the cluster's score alone, so
+    a legitimate account joins a campaign's cluster only when it is a false positive on its own.
+
+    ``own`` has ``account_id``, ``score`` (the account's own evidence); ``clusters``
+    ``account_id``, ``cluster_id``; ``cluster_verdicts`` ``cluster_id``, ``tier``.
+    """
+    flagged = cluster_verdicts.filter(pl.col("tier") != "allow").select("cluster_id")
+    if flagged.height == 0 or edges.height == 0 or cfg.attach_min_score > 1:
+        return pl.DataFrame(schema=ATTACH_SCHEMA)
+    members = clusters.join(flagged, on="cluster_id", how="semi").select("account_id", "cluster_id")
+    candidates = (
+        own.filter(pl.col("score") >= cfg.attach_min_score)
+        .select("account_id")
+        .join(clusters.filter(pl.col("cluster_id").is_not_null()), on="account_id", how="anti")
+    )
+    if candidates.height == 0:
+        return pl.DataFrame(schema=ATTACH_SCHEMA)
+    ends = pl.concat(
+        [
+            edges.select(pl.col("src").alias("account_id"), pl.col("dst").alias("other"),
+                         "type", "weight"),
+            edges.select(pl.col("dst").alias("account_id"), pl.col("src").alias("other"),
+                         "type", "weight"),
+        ]
+    )  # fmt: skip
+    linked = ends.join(candidates, on="account_id", how="semi").join(
+        members.rename({"account_id": "other"}), on="other"
+    )
+    if linked.height == 0:
+        return pl.DataFrame(schema=ATTACH_SCHEMA)
+    by_type = linked.group_by("account_id", "cluster_id", "type").agg(pl.col("weight").sum())
+    per_cluster = (
+        by_type.group_by("account_id", "cluster_id")
+        .agg(
+            pl.col("weight").sum().alias("link_weight"),
+            pl.col("type")
+            .sort_by(["weight", "type"], descending=[True, False])
+            .alias("link_types"),
+        )
+        .join(
+            linked.group_by("account_id", "cluster_id").agg(
+                pl.col("other").n_unique().cast(pl.UInt32).alias("n_linked")
+            ),
+            on=["account_id", "cluster_id"],
+        )
+    )
+    return (
+        per_cluster.sort(
+            ["account_id", "link_weight", "cluster_id"], descending=[False, True, False]
+        )
+        .group_by("account_id", maintain_order=True)
+        .first()
+        .filter(pl.col("link_weight") >= cfg.attach_min_weight)
+        .select(list(ATTACH_SCHEMA))
+        .cast(ATTACH_SCHEMA)
+    )
+
+
+def with_attached(
+    cluster_verdicts: pl.DataFrame, attached: pl.DataFrame, features: pl.DataFrame
+) -> pl.DataFrame:
+    """Cluster verdicts with the accounts of :func:`attach_suspects` added to their clusters'
+    ``members``, ``n_accounts`` and ``n_calls``, and a reason saying how many were attached and
+    by which links. Scores and tiers are the core's: attached accounts are flagged already."""
+    if attached.height == 0:
+        return cluster_verdicts
+    calls = features.select("account_id", "n_calls")
+    added = (
+        attached.explode("link_types")
+        .group_by("cluster_id")
+        .agg(
+            pl.col("account_id").unique().sort().alias("_added"),
+            pl.col("link_types").value_counts(sort=True).alias("_types"),
+        )
+    )
+    extra = (
+        attached.join(calls, on="account_id", how="left")
+        .group_by("cluster_id")
+        .agg(pl.col("n_calls").sum().alias("_calls"))
+    )
+    added = added.join(extra, on="cluster_id").with_columns(
+        pl.col("_types")
+        .list.eval(pl.element().struct.field("link_types"))
+        .list.head(4)
+        .list.join(", ")
+        .alias("_types")
+    )
+    out = cluster_verdicts.join(added, on="cluster_id", how="left")
+    has = pl.col("_added").is_not_null()
+    return out.with_columns(
+        pl.when(has)
+        .then(pl.concat_list("members", "_added").list.sort())
+        .otherwise(pl.col("members"))
+        .alias("members"),
+        pl.when(has)
+        .then(pl.col("n_accounts") + pl.col("_added").list.len())
+        .otherwise(pl.col("n_accounts"))
+        .cast(pl.UInt32)
+        .alias("n_accounts"),
+        pl.when(has)
+        .then(pl.col("n_calls") + pl.col("_calls"))
+        .otherwise(pl.col("n_calls"))
+        .cast(pl.Int64)
+        .alias("n_calls"),
+        pl.when(has)
+        .then(
+            pl.concat_list(
+                "reasons",
+                pl.format(
+                    "{} more accounts attached: flagged on their own evidence and linked to "
+                    "members by {}",
+                    pl.col("_added").list.len(),
+                    pl.col("_types"),
+                ),
+            )
+        )
+        .otherwise(pl.col("reasons"))
+        .alias("reasons"),
+    ).select(cluster_verdicts.columns)
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-6, 1 - 1e-6)
     out: np.ndarray = np.log(q / (1 - q))
@@ -169,13 +320,16 @@ def combine_scores(
     cluster_verdicts: pl.DataFrame,
     features: pl.DataFrame,
     cfg: ScanConfig,
+    attached: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Account verdicts with their cluster's score folded in.
 
     An account in a cluster scored higher than itself takes the cluster's score, and gains an
     evidence item ``cluster_score`` (value: the cluster's score, baseline: its own, weight: the
     log-odds it added) with a reason naming the cluster; others keep their own verdict.
-    ``accounts`` has ``account_id``, ``score``, ``reasons``, ``evidence``.
+    ``accounts`` has ``account_id``, ``score``, ``reasons``, ``evidence``; ``clusters`` maps
+    accounts to clusters, those of ``attached`` (:func:`attach_suspects`) included, and each of
+    those gets a reason naming the links that attached it.
     """
     joined = accounts.join(clusters, on="account_id", how="left").join(
         cluster_verdicts.select("cluster_id", pl.col("score").alias("cluster_score")),
@@ -188,10 +342,24 @@ def combine_scores(
     final = np.where(lifted, cl, own)
     weight = np.where(lifted, _logit(cl) - _logit(own), 0.0)
     size = dict(clusters.group_by("cluster_id").len().drop_nulls("cluster_id").iter_rows())
+    how: dict[str, str] = {}
+    if attached is not None:
+        for aid, w, n, types in attached.select(
+            "account_id", "link_weight", "n_linked", "link_types"
+        ).iter_rows():
+            how[aid] = (
+                f"attached to its cluster on its own evidence: linked to {n} member"
+                f"{'' if n == 1 else 's'} by {', '.join(types)} (weight {w:.2f}, below the "
+                "graph's threshold)"
+            )
     reasons: list[list[str]] = []
     evidence: list[list[dict[str, Any]]] = []
-    for i, row in enumerate(joined.select("cluster_id", "reasons", "evidence").iter_rows()):
-        cid, rs, ev = row
+    for i, row in enumerate(
+        joined.select("account_id", "cluster_id", "reasons", "evidence").iter_rows()
+    ):
+        aid, cid, rs, ev = row
+        if aid in how:
+            rs = [how[aid], *rs]
         if lifted[i]:
             item = {
                 "signal": "cluster_score",

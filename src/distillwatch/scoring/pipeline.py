@@ -33,7 +33,13 @@ from distillwatch.scoring.accounts import (
     explain_accounts,
     score_accounts,
 )
-from distillwatch.scoring.clusters import cluster_features, combine_scores, score_clusters
+from distillwatch.scoring.clusters import (
+    attach_suspects,
+    cluster_features,
+    combine_scores,
+    score_clusters,
+    with_attached,
+)
 
 NON_FEATURES = ("account_id", "org_id", "allowlisted", "label")
 VERDICT_COLUMNS = (
@@ -212,7 +218,12 @@ class ScanPipeline:
                 score_clusters(cfeats, self.cluster_detector, self.config), cfeats, clusters,
                 edges,
             )  # fmt: skip
-            scored = combine_scores(own, clusters, cver, feats, self.config)
+            attached = attach_suspects(own, clusters, cver, edges, self.config)
+            clusters = clusters.update(
+                attached.select("account_id", "cluster_id"), on="account_id", how="left"
+            )
+            cver = with_attached(cver, attached, feats)
+            scored = combine_scores(own, clusters, cver, feats, self.config, attached)
             scored = self._explain_lifted(scored, feats, detector)
         else:
             scored = own.join(clusters, on="account_id", how="left")
