@@ -170,10 +170,19 @@ def train_cluster_detector(
             train_frames.append(
                 simulated_clusters(pipe, corpora, seed, spec.accounts, spec.days, scenario)
             )
-    say(f"simulating and clustering calibration seed {spec.calibration_seed}")
-    cal = simulated_clusters(pipe, corpora, spec.calibration_seed, spec.accounts, spec.days)
+    # calibrated on every training scenario (at the calibration seed): a scenario's clusters
+    # come in other sizes and proportions, and a calibration on one would not carry over
+    cal_frames = []
+    for scenario in spec.scenarios:
+        say(f"simulating and clustering calibration seed {spec.calibration_seed} "
+            f"({scenario or 'default'})")  # fmt: skip
+        cal_frames.append(
+            simulated_clusters(
+                pipe, corpora, spec.calibration_seed, spec.accounts, spec.days, scenario
+            )
+        )
     X, y = _cluster_xy(train_frames)
-    X_cal, y_cal = _cluster_xy([cal])
+    X_cal, y_cal = _cluster_xy(cal_frames)
     say(f"fitting on {len(y):,} clusters ({int(y.sum()):,} campaign clusters)")
     det = GradientBoostedDetector(
         n_estimators=150, num_leaves=7, min_child_samples=5, seed=spec.seeds[0]
