@@ -194,3 +194,62 @@ def test_no_clusters_leaves_cluster_ids_empty(
     v = pl.read_parquet(tmp_path / "accounts.parquet")
     assert v["cluster_id"].null_count() == v.height
     assert pl.read_parquet(tmp_path / "clusters.parquet").height == 0
+
+
+def test_previous_scan_keeps_cluster_ids_on_an_overlapping_window(
+    detector: Path, cluster_detector: Path, traffic: Path, tmp_path: Path
+) -> None:
+    base = [
+        "scan",
+        str(traffic / "calls.jsonl.gz"),
+        "--accounts",
+        str(traffic / "accounts.parquet"),
+    ]
+    base += ["--detector", str(detector), "--cluster-detector", str(cluster_detector), "--quiet"]
+    runner = CliRunner()
+    first = runner.invoke(app, [*base, "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    # the next window drops the first 12 hours and keeps the rest
+    later = [*base, "--since", "2026-11-02T12:00:00Z"]
+    fresh = runner.invoke(app, [*later, "--out", str(tmp_path / "b")])
+    carried = runner.invoke(
+        app, [*later, "--previous", str(tmp_path / "a"), "--out", str(tmp_path / "c")]
+    )
+    assert fresh.exit_code == 0 and carried.exit_code == 0, fresh.output + carried.output
+    before = pl.read_parquet(tmp_path / "a" / "accounts.parquet").select(
+        "account_id", pl.col("cluster_id").alias("prev")
+    )
+
+    def kept(folder: str) -> tuple[int, int]:
+        """(clusters whose clustered members were mostly in one earlier cluster, of those the
+        ones that carry its id)"""
+        now = pl.read_parquet(tmp_path / folder / "accounts.parquet").drop_nulls("cluster_id")
+        overlap = (
+            now.join(before.drop_nulls(), on="account_id")
+            .group_by("cluster_id", "prev")
+            .len()
+            .with_columns((pl.col("len") / pl.col("len").sum().over("cluster_id")).alias("share"))
+            .filter(pl.col("share") > 0.5)
+        )
+        return overlap.height, overlap.filter(pl.col("cluster_id") == pl.col("prev")).height
+
+    n, same = kept("c")
+    assert n > 0 and same == n  # every cluster that is mostly an earlier one keeps its id
+    assert kept("b")[1] <= same
+    # a clusters.parquet works as well as the folder
+    again = runner.invoke(
+        app,
+        [
+            *later,
+            "--previous",
+            str(tmp_path / "a" / "clusters.parquet"),
+            "--out",
+            str(tmp_path / "d"),
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    assert kept("d") == (n, same)
+    bad = runner.invoke(
+        app, [*later, "--previous", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "e")]
+    )
+    assert bad.exit_code == 2 and "nope.parquet" in bad.output

@@ -20,6 +20,7 @@ from distillwatch.features.calls import UNREAD_FIELDS, call_frame_from_arrow
 from distillwatch.ingest import ReadResult, read_accounts, read_calls, read_models
 from distillwatch.report.scan import render_scan_report
 from distillwatch.scoring import ScanConfig, ScanPipeline
+from distillwatch.scoring.pipeline import previous_clusters
 
 
 def _read(console: Console, kind: str, result: ReadResult) -> None:
@@ -93,6 +94,12 @@ def scan(
     clusters: bool = typer.Option(
         True, "--clusters/--no-clusters", help="Link accounts into clusters and score them."
     ),
+    previous: Path | None = typer.Option(
+        None,
+        "--previous",
+        help="An earlier scan's output folder (or its accounts.parquet / clusters.parquet): "
+        "clusters that are mostly the same accounts keep their ids.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
 ) -> None:
     """Score every account in the logs: calibrated score, tier, evidence, and an HTML report."""
@@ -102,6 +109,8 @@ def scan(
     try:
         pipe = ScanPipeline(config=ScanConfig.load(config))
         pipe.clustering = clusters
+        if previous is not None:
+            pipe.previous = previous_clusters(previous)
         pipe.load_detector(detector)
         if clusters:
             pipe.load_cluster_detector(cluster_detector)
@@ -136,7 +145,8 @@ def scan(
             result = pipe.scan(lf, acc_lf, mod_lf)
         verdicts, features = result.verdicts, result.features
     except DistillwatchError as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        # errors are printed under --quiet too
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     out.mkdir(parents=True, exist_ok=True)
     write_verdicts(verdicts, out)

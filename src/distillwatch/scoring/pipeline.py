@@ -103,6 +103,10 @@ class ScanPipeline:
     graph: GraphConfig = field(default_factory=GraphConfig)
     clustering: bool = True
     seed: int = 0
+    previous: pl.DataFrame | None = None
+    """An earlier scan's ``account_id``, ``cluster_id`` (its ``accounts.parquet``, or
+    :func:`previous_clusters` of a folder): clusters that are mostly the same accounts keep
+    their ids across reruns on overlapping windows."""
 
     def call_frame(self, calls: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
         """The call frame of canonical calls (or of a call frame: itself), collected."""
@@ -162,7 +166,9 @@ class ScanPipeline:
         acc = accounts.collect() if accounts is not None else None
         edges = account_edges(calls, acc, self.graph)
         ids = cf.get_column("account_id").unique().sort()
-        clusters = cluster_accounts(edges, ids, self.graph, seed=self.seed)
+        clusters = cluster_accounts(
+            edges, ids, self.graph, seed=self.seed, previous=self.previous
+        )
         return edges, clusters
 
     def _explain_lifted(
@@ -233,6 +239,28 @@ class ScanPipeline:
             .sort(["score", "account_id"], descending=[True, False])
         )
         return ScanResult(verdicts, feats, cver, edges)
+
+
+def previous_clusters(path: Path) -> pl.DataFrame:
+    """``account_id``, ``cluster_id`` of an earlier scan: its output folder (``accounts.parquet``
+    there), that file, or a ``clusters.parquet`` (its ``members`` lists)."""
+    file = path / "accounts.parquet" if path.is_dir() else path
+    try:
+        cols = pl.read_parquet_schema(file)
+        if "members" in cols and "account_id" not in cols:
+            table = (
+                pl.read_parquet(file, columns=["cluster_id", "members"])
+                .explode("members")
+                .select(pl.col("members").alias("account_id"), "cluster_id")
+            )
+        else:
+            table = pl.read_parquet(file, columns=["account_id", "cluster_id"])
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise DistillwatchError(
+            f"{file}: cannot read an earlier scan's clusters (want accounts.parquet with "
+            f"account_id and cluster_id, or clusters.parquet): {exc}"
+        ) from None
+    return table.drop_nulls().unique("account_id", keep="first").cast(pl.String)
 
 
 def _no_edges() -> pl.DataFrame:
