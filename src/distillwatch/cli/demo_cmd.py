@@ -30,7 +30,7 @@ def demo(
     scan(
         logs=[data / "calls.parquet"], out=scanned, accounts=data / "accounts.parquet",
         models=data / "models.parquet", since=None, until=None, config=None, detector=None,
-        cluster_detector=None, clusters=True, quiet=False,
+        cluster_detector=None, clusters=True, previous=None, quiet=False,
     )  # fmt: skip
     result = evaluate(
         read_truth(data / "labels.parquet"), read_verdicts(scanned / "accounts.parquet")
