@@ -55,3 +55,17 @@ def test_bias_favours_tokens_that_raise_the_students_downstream_loss() -> None:
     out = proc(prefix, scores)
     assert torch.allclose(out[0, :50], delta) and torch.all(out[0, 50:] == 0)
     assert float(student(**batches[0]).loss) == pytest.approx(base_loss)  # student untouched
+
+
+def test_cached_steps_give_the_same_bias_as_whole_sequences() -> None:
+    student = tiny_student()
+    task = torch.randint(0, 50, (4, 12))
+    plus, minus = perturbed_pair(student, [{"input_ids": task, "labels": task}], eps=1e-2)
+    cached = AntidistillationProcessor(plus, minus, eps=1e-2)
+    whole = AntidistillationProcessor(plus, minus, eps=1e-2, cache=False)
+    for _ in range(2):  # a second batch (a new sequence) resets the cache
+        ids = torch.randint(0, 50, (3, 5))
+        for _ in range(4):
+            assert torch.allclose(cached.delta(ids), whole.delta(ids), atol=1e-3)
+            ids = torch.cat([ids, torch.randint(0, 50, (3, 1))], dim=1)
+    assert cached._seen is not None and whole._seen is None

@@ -17,7 +17,7 @@ from distillwatch.cli.watermark_cmd import (
 )
 from distillwatch.core.errors import DistillwatchError
 from distillwatch.watermark import radioactivity as ra
-from distillwatch.watermark.countermeasures import CanaryRegistry, canary_test, decoy_canaries
+from distillwatch.watermark.countermeasures import canary_test, decoy_canaries, open_registry
 from distillwatch.watermark.keys import load_master
 from distillwatch.watermark.lineage import PROBES, lineage_test
 from distillwatch.watermark.suspect import is_url, suspect_ask
@@ -212,22 +212,45 @@ def lineage(
 @attribute_app.command("canary")
 def canary(
     suspect: str = typer.Option(..., "--suspect", help="URL or local model."),
-    registry: Path = typer.Option(..., "--registry", help="SQLite file of issued canaries."),
+    registry: str = typer.Option(
+        ...,
+        "--registry",
+        help="Issued canaries: the gateway's canary_registry (sqlite:///PATH, redis://HOST:PORT"
+        "/DB?prefix=P) or a SQLite file.",
+    ),
     account: str | None = typer.Option(None, "--account", help="Only this account's canaries."),
-    master: Path | None = typer.Option(None, "--master", help="Secret for the decoys."),
+    master: Path | None = typer.Option(
+        None, "--master", help="Hex secret file for the decoys (or $DISTILLWATCH_WM_MASTER)."
+    ),
+    secret: str | None = typer.Option(
+        None, "--secret", help="Text secret for the decoys instead (e.g. the gateway's)."
+    ),
     decoys: int = typer.Option(20, "--decoys"),
+    max_issued: int = typer.Option(
+        0, "--max-issued", help="Probe only the N most served canaries (0: all)."
+    ),
     probe: str = typer.Option("completion", "--probe", help="'completion' or 'question'."),
+    model: str = typer.Option("suspect", "--model", help="Model name sent to a URL suspect."),
     alpha: float = typer.Option(1e-3, "--alpha"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Does the suspect know the canary facts we served, more than never-served decoys?"""
     try:
-        issued = CanaryRegistry(registry).issued(account)
-        if not issued:
+        store = open_registry(registry, create=False)
+        try:
+            served = store.served(account)
+        finally:
+            store.close()
+        if not served:
             raise DistillwatchError("no canaries issued (for that account)")
-        ask = suspect_ask(suspect, max_tokens=16, temperature=0.0)
-        res = canary_test(ask, issued, decoy_canaries(load_master(master), decoys), probe)
-    except (DistillwatchError, ImportError, OSError) as exc:
+        if max_issued > 0:
+            served = sorted(served, key=lambda s: (-s.count, s.first_served))[:max_issued]
+        issued = [s.canary for s in served]
+        decoy_secret = secret.encode() if secret else load_master(master)
+        kwargs: dict[str, object] = {"model": model} if is_url(suspect) else {}
+        ask = suspect_ask(suspect, max_tokens=16, temperature=0.0, **kwargs)
+        res = canary_test(ask, issued, decoy_canaries(decoy_secret, decoys), probe, alpha)
+    except (DistillwatchError, ImportError, OSError, ValueError) as exc:
         _fail(exc)
     found = res.p_value <= alpha
     payload = {
@@ -238,15 +261,23 @@ def canary(
         "decoy_hits": res.decoy_hits,
         "n_decoys": res.n_decoys,
         "n_queries": res.n_queries,
+        "queries_needed": res.queries_needed,
         "hit_ids": list(res.hit_ids),
+        "accounts": sorted({s.canary.account_id for s in served}),
+        "times_served": sum(s.count for s in served),
     }
+    needed = (
+        f"p <= {alpha:g} after {res.queries_needed} paired queries"
+        if res.queries_needed
+        else f"never p <= {alpha:g} along the way"
+    )
     _emit(
         payload,
         as_json,
         [
             f"{'CANARIES LEARNT' if found else 'not shown'}: {res.hits}/{res.n_issued} "
             f"issued vs {res.decoy_hits}/{res.n_decoys} decoys, Fisher p={res.p_value:.3g}"
-            f" ({res.n_queries} queries)"
+            f" ({res.n_queries} queries; sequential: {needed})"
         ],
     )
     raise typer.Exit(0 if found else 1)

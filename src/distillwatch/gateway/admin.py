@@ -106,6 +106,22 @@ class AdminApp:
             "policy_rules": len(gw.policy.rules),
             "policy_error": gw.policy_error,
             "live_accounts": len(gw.live.findings),
+            "live": {
+                "mode": gw.live.mode,
+                "pid": gw.live.pid,
+                "pending": gw.live.pending,
+                "lag_seconds": round(gw.live.lag, 3),
+                "scored": gw.live.scored,
+                "dropped": gw.live.dropped,
+                "batches": gw.live.batches,
+                "boosts": gw.live.boosts,
+                "boosted": gw.live.boosted,
+            },
+            "canaries": {
+                "registry": gw.canaries.uri,
+                "pending": gw.canaries.pending,
+                **{k: getattr(gw.canaries.stats, k) for k in gw.canaries.stats.__slots__},
+            },
         }
 
     def gauges(self) -> dict[str, float]:
@@ -125,6 +141,10 @@ class AdminApp:
             "dw_live_accounts": len(gw.live.findings),
             "dw_live_scored": gw.live.scored,
             "dw_live_dropped": gw.live.dropped,
+            "dw_live_pending": gw.live.pending,
+            "dw_live_lag_seconds": gw.live.lag,
+            "dw_live_batches": gw.live.batches,
+            "dw_live_boosts": gw.live.boosts,
         }
 
     def account(self, account_id: str) -> dict[str, Any]:

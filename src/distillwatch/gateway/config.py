@@ -20,6 +20,9 @@ from distillwatch.gateway.online import LiveConfig
 from distillwatch.gateway.policy import Policy
 from distillwatch.gateway.values import Subject
 
+DEFAULT_CANARY_REGISTRY = "sqlite://canaries.db"
+"""Where planted canary facts are recorded unless ``canary_registry`` says otherwise."""
+
 CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -59,11 +62,17 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "policy": {"type": ["string", "object", "null"]},
         "live": {"type": "object"},
         "live_mode": {"enum": ["process", "thread", "off"]},
+        "live_interval": {"type": "number", "exclusiveMinimum": 0},
+        "live_max_lag": {"type": "number", "exclusiveMinimum": 0},
+        "live_priority": {"enum": ["idle", "normal"]},
         "max_body_bytes": {"type": "integer", "minimum": 1},
         "connect_timeout": {"type": "number", "exclusiveMinimum": 0},
         "read_timeout": {"type": "number", "exclusiveMinimum": 0},
         "max_connections": {"type": "integer", "minimum": 1},
         "canary_secret": {"type": "string"},
+        "canary_registry": {"type": ["string", "null"]},
+        "canary_period_seconds": {"type": "number", "exclusiveMinimum": 0},
+        "canary_facts_per_period": {"type": "integer", "minimum": 1},
     },
 }
 
@@ -96,11 +105,17 @@ class GatewayConfig:
     policy_path: str | None = None
     live: LiveConfig = field(default_factory=LiveConfig)
     live_mode: Literal["process", "thread", "off"] = "process"
+    live_interval: float = 0.05
+    live_max_lag: float = 2.0
+    live_priority: Literal["idle", "normal"] = "idle"
     max_body_bytes: int = 4 << 20
     connect_timeout: float = 5.0
     read_timeout: float = 300.0
     max_connections: int = 1000
     canary_secret: str = "distillwatch-canary"
+    canary_registry: str | None = DEFAULT_CANARY_REGISTRY
+    canary_period_seconds: float = 86400.0
+    canary_facts_per_period: int = 4
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], base: Path, where: str = "<config>") -> GatewayConfig:
@@ -130,7 +145,8 @@ class GatewayConfig:
         if unknown:
             raise DistillwatchError(f"{where}: live: unknown keys {sorted(unknown)}")
         values["live"] = LiveConfig(**live)
-        for key in ("sink", "decisions", "spool"):
+        values.setdefault("canary_registry", DEFAULT_CANARY_REGISTRY)  # next to the config
+        for key in ("sink", "decisions", "spool", "canary_registry"):
             if isinstance(values.get(key), str):
                 values[key] = _resolve_uri(values[key], base)
         cfg = cls(**values)

@@ -141,7 +141,7 @@ def _reasoning(text: str, d: Degrade) -> str | None:
     return text[: d.summary_chars].rstrip() + " […]"
 
 
-def _degrade_message(msg: dict[str, Any], d: Degrade, canary: str | None, key: str) -> None:
+def _degrade_message(msg: dict[str, Any], d: Degrade, canary: str | None, key: str) -> bool:
     if d.reasoning != "keep":
         for field in ("reasoning_content", "reasoning"):
             if isinstance(msg.get(field), str):
@@ -154,16 +154,26 @@ def _degrade_message(msg: dict[str, Any], d: Degrade, canary: str | None, key: s
         msg.pop("logprobs", None)
     if canary and isinstance(msg.get(key), str):
         msg[key] = msg[key] + canary
+        return True
+    return False
 
 
 def degrade_response(raw: bytes, endpoint: str, d: Degrade, canary: str | None) -> bytes:
     """A degraded copy of a non-streamed JSON response (unchanged when it is not JSON)."""
+    return degrade_payload(raw, endpoint, d, canary)[0]
+
+
+def degrade_payload(
+    raw: bytes, endpoint: str, d: Degrade, canary: str | None
+) -> tuple[bytes, bool]:
+    """:func:`degrade_response`, and whether the canary text went into the answer."""
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return raw
+        return raw, False
     if not isinstance(doc, dict):
-        return raw
+        return raw, False
+    planted = False
     if endpoint == "responses":
         items = doc.get("output")
         if isinstance(items, list):
@@ -176,7 +186,10 @@ def degrade_response(raw: bytes, endpoint: str, d: Degrade, canary: str | None) 
                     for part in item.get("content") or ():
                         if isinstance(part, dict) and part.get("type") == "output_text":
                             part["text"] = str(part.get("text", "")) + canary
+                            planted = True
                             break
+                if planted:
+                    break
     else:
         for i, choice in enumerate(doc.get("choices") or ()):
             if not isinstance(choice, dict):
@@ -186,18 +199,20 @@ def degrade_response(raw: bytes, endpoint: str, d: Degrade, canary: str | None) 
             target = choice if endpoint == "completions" else choice.get("message")
             if isinstance(target, dict):
                 key = "text" if endpoint == "completions" else "content"
-                _degrade_message(target, d, canary if i == 0 else None, key)
-    return orjson.dumps(doc)
+                planted |= _degrade_message(target, d, canary if i == 0 else None, key)
+    return orjson.dumps(doc), planted
 
 
 class StreamDegrader:
     """Degrades an SSE stream chunk by chunk: lines are re-cut at newlines, reasoning deltas
     dropped or cut short, and the canary sent as one more text delta: before ``[DONE]`` (chat,
     completions), or before the first ``response.output_text.done`` of a Responses stream,
-    whose done / part / item / completed events then carry it too."""
+    whose done / part / item / completed events then carry it too. ``planted`` tells whether
+    the canary was sent."""
 
     def __init__(self, endpoint: str, d: Degrade, canary: str | None) -> None:
         self.endpoint, self.d, self.canary = endpoint, d, canary
+        self.planted = False
         self._buf = b""
         self._reasoning_sent = 0
         self._template: dict[str, Any] | None = None
@@ -228,6 +243,7 @@ class StreamDegrader:
             data = line[5:].strip()
             if data == b"[DONE]":
                 if self.canary and self._template is not None:
+                    self.planted = True
                     yield b"data: " + orjson.dumps(self._canary_event()) + b"\n\n"
                 yield line + b"\n"
                 continue
@@ -280,6 +296,7 @@ class StreamDegrader:
         out: list[Any] = []
         if kind == "response.output_text.done" and self.canary and self._marked is None:
             self._marked = (ev.get("item_id"), ev.get("content_index"))
+            self.planted = True
             mark: dict[str, Any] = {
                 "type": "response.output_text.delta",
                 "item_id": ev.get("item_id"),

@@ -45,6 +45,7 @@ class Capture:
     decision: Decision | None = None
     live_score: float | None = None
     error: str | None = None
+    canary: dict[str, Any] | None = None  # the canary fact planted in the answer, if any
 
 
 def _int(value: Any) -> int | None:
@@ -319,7 +320,8 @@ def iso(ts: float) -> str:
 def call_record(cap: Capture) -> dict[str, Any]:
     """The canonical call record of one capture, with the gateway's decision in ``gateway``
     (an unknown top-level field, which readers keep in ``extra``), and there too, as
-    ``gateway.choices``, the answers after the first when ``n`` > 1."""
+    ``gateway.choices``, the answers after the first when ``n`` > 1, and as ``gateway.canary``
+    the canary fact planted by ``degrade`` (``canary_id``, ``index``)."""
     body = cap.body if isinstance(cap.body, dict) else None
     model = _str(body.get("model")) if body else None
     response, others = response_record(cap)
@@ -343,4 +345,6 @@ def call_record(cap: Capture) -> dict[str, Any]:
     }
     if others:  # n > 1: the schema keeps one answer; the others ride along in extra
         rec["gateway"]["choices"] = others
+    if cap.canary is not None:  # degrade planted a canary fact (the answer logged is upstream's)
+        rec["gateway"]["canary"] = cap.canary
     return rec

@@ -81,6 +81,7 @@ POLICY_SCHEMA: Final[dict[str, Any]] = {
                             "drop_logprobs": {"type": "boolean"},
                             "single_choice": {"type": "boolean"},
                             "canary": {"type": "boolean"},
+                            "canary_fact": {"type": "boolean"},
                         },
                     },
                     "when": {

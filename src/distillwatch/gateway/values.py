@@ -50,8 +50,9 @@ class Degrade:
 
     ``reasoning``: ``keep``, ``withhold`` (drop visible reasoning text) or ``summarise`` (keep
     its first ``summary_chars`` characters); ``max_tokens`` caps the output; ``drop_logprobs``
-    and ``single_choice`` remove log-probabilities and ``n`` > 1; ``canary`` appends a marker
-    keyed to the account so leaked outputs can be traced back.
+    and ``single_choice`` remove log-probabilities and ``n`` > 1; ``canary`` appends an invisible
+    marker keyed to the account, ``canary_fact`` a fictitious fact unique to the account (recorded
+    in the canary registry), so leaked outputs and models trained on them can be traced back.
     """
 
     reasoning: Literal["keep", "withhold", "summarise"] = "keep"
@@ -60,6 +61,7 @@ class Degrade:
     drop_logprobs: bool = False
     single_choice: bool = False
     canary: bool = False
+    canary_fact: bool = False
 
     def merge(self, other: Degrade) -> Degrade:
         """The stricter of two degradations, field by field."""
@@ -73,6 +75,7 @@ class Degrade:
             drop_logprobs=self.drop_logprobs or other.drop_logprobs,
             single_choice=self.single_choice or other.single_choice,
             canary=self.canary or other.canary,
+            canary_fact=self.canary_fact or other.canary_fact,
         )
 
     @property

@@ -55,19 +55,49 @@ def perturbed_pair(
 class AntidistillationProcessor:
     """Logits processor adding ``lam * Delta`` from a perturbed proxy-student pair.
 
-    The students must share the teacher's vocabulary (extra teacher logits get no bias). Each
-    step runs both students on the whole sequence (no cache): meant for short answers.
+    The students must share the teacher's vocabulary (extra teacher logits get no bias). With
+    ``cache`` (default) the students keep their key/value caches between generation steps and
+    read only the new token when ``input_ids`` extends the previous call's by one; anything else
+    (a new batch) runs them on the whole sequence.
     """
 
-    def __init__(self, plus: Any, minus: Any, lam: float = 1.0, eps: float = 1e-4) -> None:
-        self.plus, self.minus, self.lam, self.eps = plus, minus, lam, eps
+    def __init__(
+        self, plus: Any, minus: Any, lam: float = 1.0, eps: float = 1e-4, cache: bool = True
+    ) -> None:
+        self.plus, self.minus, self.lam, self.eps, self.cache = plus, minus, lam, eps, cache
+        self._seen: Any = None
+        self._past: tuple[Any, Any] | None = None
+
+    def _logits(self, input_ids: Any) -> tuple[Any, Any]:
+        import torch
+
+        seen, past = self._seen, self._past
+        step = (
+            self.cache
+            and past is not None
+            and seen.shape[0] == input_ids.shape[0]
+            and seen.shape[1] + 1 == input_ids.shape[1]
+            and torch.equal(seen, input_ids[:, :-1])
+        )
+        with torch.no_grad():
+            if step:
+                assert past is not None
+                new = input_ids[:, -1:]
+                p = self.plus(input_ids=new, past_key_values=past[0], use_cache=True)
+                m = self.minus(input_ids=new, past_key_values=past[1], use_cache=True)
+            else:
+                p = self.plus(input_ids=input_ids, use_cache=self.cache)
+                m = self.minus(input_ids=input_ids, use_cache=self.cache)
+        if self.cache:
+            self._seen, self._past = input_ids.clone(), (p.past_key_values, m.past_key_values)
+        return p.logits[:, -1].float(), m.logits[:, -1].float()
 
     def delta(self, input_ids: Any) -> Any:
         import torch
 
-        with torch.no_grad():
-            lp = torch.log_softmax(self.plus(input_ids=input_ids).logits[:, -1].float(), -1)
-            lm = torch.log_softmax(self.minus(input_ids=input_ids).logits[:, -1].float(), -1)
+        lp_logits, lm_logits = self._logits(input_ids)
+        lp = torch.log_softmax(lp_logits, -1)
+        lm = torch.log_softmax(lm_logits, -1)
         return (lp - lm) / (2 * self.eps)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 from distillwatch.core.values import Evidence
 from distillwatch.watermark.stats import holm
@@ -87,6 +86,8 @@ def similarity(a: str, b: str) -> float:
 
 def sign_test(diffs: np.ndarray) -> float:
     """Exact one-sided sign test p-value for 'median difference > 0' (ties dropped)."""
+    from scipy import stats as sps  # lazily: the package imports without scipy
+
     pos = int(np.sum(diffs > 0))
     n = pos + int(np.sum(diffs < 0))
     if n == 0:

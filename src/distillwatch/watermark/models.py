@@ -142,6 +142,23 @@ def encode_answer(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def answer_batch(
+    rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int
+) -> dict[str, Any]:
+    """Model inputs for (prompt ids, answer ids) pairs, right-padded, labels on the answer only."""
+    import torch
+
+    seqs = [[*p, *a] for p, a in rows]
+    width = max(len(s) for s in seqs)
+    return {
+        "input_ids": torch.tensor([s + [pad_id] * (width - len(s)) for s in seqs]),
+        "attention_mask": torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs]),
+        "labels": torch.tensor(
+            [[-100] * len(p) + list(a) + [-100] * (width - len(p) - len(a)) for p, a in rows]
+        ),
+    }
+
+
 def finetune(
     model: Any,
     examples: Sequence[tuple[Sequence[int], Sequence[int]]],
@@ -180,14 +197,7 @@ def finetune(
         order = rng.permutation(len(examples))
         for start in range(0, len(examples), batch_size):
             rows = [examples[i] for i in order[start : start + batch_size]]
-            seqs = [[*p, *a] for p, a in rows]
-            width = max(len(s) for s in seqs)
-            ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in seqs])
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
-            labels = torch.tensor(
-                [[-100] * len(p) + list(a) + [-100] * (width - len(p) - len(a)) for p, a in rows]
-            )
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss = model(**answer_batch(rows, pad_id)).loss
             loss.backward()
             opt.step()
             opt.zero_grad()

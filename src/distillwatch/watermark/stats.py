@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special, stats
 
 _LN10 = math.log(10.0)
 
 
 def binomial_log10_sf(k: int, n: int, p: float) -> float:
     """log10 P[Binomial(n, p) >= k], finite even where the p-value underflows."""
+    from scipy import special, stats  # lazily: the package imports without scipy (gateway)
+
     if n <= 0 or k <= 0:
         return 0.0
     if k > n:
@@ -29,6 +30,8 @@ def binomial_log10_sf(k: int, n: int, p: float) -> float:
 
 def gamma_log10_sf(score: float, n: int) -> float:
     """log10 P[Gamma(n, 1) >= score]: the sum of n Exp(1) scores."""
+    from scipy import special, stats
+
     if n <= 0 or score <= 0:
         return 0.0
     p = float(special.gammaincc(n, score))

@@ -1,0 +1,230 @@
+"""Antidistillation sampling (Savani et al. 2025) on SmolLM2-135M-Instruct: does it hurt a student?
+
+The teacher (SmolLM2) answers real prompts twice: plainly, and with
+:class:`~distillwatch.watermark.antidistill.AntidistillationProcessor` biasing its logits by
+λ·Δ, Δ the finite-difference derivative of a proxy student's log-probabilities along the unit
+gradient of that proxy's downstream loss. The downstream task is imitating the teacher: the
+proxy's loss on the teacher's plain answers to a separate set of prompts. Two students (SmolLM2,
+top blocks fine-tuned) learn from the plain and the antidistilled answers of the same prompts;
+both are scored on the teacher's plain answers to held-out prompts (token cross-entropy and
+top-1 accuracy). The teacher's cost is the perplexity of its antidistilled answers under itself.
+
+Proxy student, students and teacher all start as the same model (the only one offline here), so
+plain distillation can teach little: the number to read is how much the antidistilled data
+moves a student away from the teacher compared with plain data. CPU, one torch thread; stages
+are cached under --out:
+
+    .venv/bin/python bench/exp_antidistill.py --out out/ad_exp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from wm_common import read_jsonl, real_prompts, write_jsonl
+
+T0 = time.time()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.time() - T0:7.1f}s] {msg}", flush=True)
+
+
+def parse() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("out/ad_exp"))
+    ap.add_argument("--n-grad", type=int, default=16, help="prompts of the proxy's downstream loss")
+    ap.add_argument("--n-train", type=int, default=64)
+    ap.add_argument("--n-heldout", type=int, default=32)
+    ap.add_argument("--max-new", type=int, default=48)
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--eps", type=float, default=1e-2, help="finite-difference step (unit g)")
+    ap.add_argument(
+        "--shift",
+        type=float,
+        default=1.0,
+        help="λ is set so that λ·std(Δ) over the teacher's top-20 tokens is this many logits",
+    )
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--train-layers", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--gen-batch", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    return ap.parse_args()
+
+
+def examples(tok: Any, rows: list[dict[str, Any]]) -> list[tuple[list[int], list[int]]]:
+    from distillwatch.watermark.models import chat_prompt
+
+    eos = tok.eos_token_id
+    return [(chat_prompt(tok, r["prompt"]), [*r["answer_ids"], eos]) for r in rows]
+
+
+def batches(ex: list[tuple[list[int], list[int]]], pad: int, size: int) -> list[dict[str, Any]]:
+    """Model inputs with labels on the answer only, ``size`` examples a batch."""
+    from distillwatch.watermark.models import answer_batch
+
+    return [answer_batch(ex[i : i + size], pad) for i in range(0, len(ex), size)]
+
+
+def score(model: Any, bs: list[dict[str, Any]]) -> dict[str, float]:
+    """Token-level cross-entropy (nats), perplexity and top-1 accuracy on the labelled tokens."""
+    import torch
+
+    nll, hits, n = 0.0, 0, 0
+    with torch.no_grad():
+        for b in bs:
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+            logits, labels = logits[:, :-1].float(), b["labels"][:, 1:]
+            mask = labels != -100
+            lp = torch.log_softmax(logits, -1)
+            tgt = labels.clamp(min=0)
+            nll -= float(lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)[mask].sum())
+            hits += int((logits.argmax(-1) == tgt)[mask].sum())
+            n += int(mask.sum())
+    return {"loss": nll / n, "ppl": math.exp(nll / n), "acc": hits / n, "tokens": n}
+
+
+def main() -> None:
+    args = parse()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from distillwatch.watermark.antidistill import AntidistillationProcessor, perturbed_pair
+    from distillwatch.watermark.models import (
+        chat_prompt,
+        finetune,
+        generate,
+        load_model,
+        load_tokenizer,
+    )
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    report_path = out / "report.json"
+    report: dict[str, Any] = json.loads(report_path.read_text()) if report_path.exists() else {}
+    report["args"] = {k: str(v) for k, v in vars(args).items()}
+    prompts = real_prompts(args.seed)
+    sets = {
+        "grad": prompts[: args.n_grad],
+        "train": prompts[args.n_grad : args.n_grad + args.n_train],
+        "heldout": prompts[
+            args.n_grad + args.n_train : args.n_grad + args.n_train + args.n_heldout
+        ],
+    }
+    tok = load_tokenizer()
+    pad = tok.pad_token_id
+    teacher = load_model()
+
+    def answers(name: str, ps: list[str], processors: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        path = out / f"{name}.jsonl"
+        if path.exists():
+            return read_jsonl(path)
+        t = time.time()
+        gens = generate(
+            teacher,
+            tok,
+            ps,
+            processors=processors,
+            max_new_tokens=args.max_new,
+            temperature=args.temperature,
+            batch_size=args.gen_batch,
+            seed=args.seed,
+        )
+        rows = [
+            {"prompt": g.prompt, "answer_ids": list(g.answer_ids), "text": g.text} for g in gens
+        ]
+        write_jsonl(path, rows)
+        n = sum(len(r["answer_ids"]) for r in rows)
+        log(f"{name}: {len(rows)} answers, {n} tokens in {time.time() - t:.0f} s")
+        report.setdefault("timing_s", {})[name] = round(time.time() - t, 1)
+        return rows
+
+    plain = {k: answers(f"plain_{k}", v) for k, v in sets.items()}
+
+    # the proxy student's downstream loss: imitating the teacher on the 'grad' prompts
+    proxy = load_model()
+    grad_batches = batches(examples(tok, plain["grad"]), pad, args.batch)
+    t = time.time()
+    plus, minus = perturbed_pair(proxy, grad_batches, eps=args.eps)
+    del proxy
+    log(f"proxy gradient: {time.time() - t:.0f} s")
+
+    # λ from the spread of Δ over the teacher's likely next tokens at the start of answers
+    probe = AntidistillationProcessor(plus, minus, 1.0, args.eps)
+    spreads = []
+    for p in sets["train"][:8]:
+        ids = torch.tensor([chat_prompt(tok, p)])
+        with torch.no_grad():
+            top = teacher(input_ids=ids).logits[0, -1].topk(20).indices
+        spreads.append(float(probe.delta(ids)[0, top].std()))
+    spread = sum(spreads) / len(spreads)
+    lam = args.shift / spread
+    report["lambda"] = {"lam": lam, "delta_std_top20": spread, "shift_logits": args.shift}
+    log(f"Δ std over top-20 tokens {spread:.3g}: λ = {lam:.3g}")
+    ad = answers(
+        "ad_train", sets["train"], (AntidistillationProcessor(plus, minus, lam, args.eps),)
+    )
+    del plus, minus, probe
+
+    # the teacher's cost: its own perplexity on what it served
+    train_plain = batches(examples(tok, plain["train"]), pad, args.batch)
+    train_ad = batches(examples(tok, ad), pad, args.batch)
+    report["teacher"] = {
+        "plain_answers": score(teacher, train_plain),
+        "antidistilled_answers": score(teacher, train_ad),
+        "mean_len_plain": sum(len(r["answer_ids"]) for r in plain["train"]) / len(plain["train"]),
+        "mean_len_ad": sum(len(r["answer_ids"]) for r in ad) / len(ad),
+    }
+    log(f"teacher on its answers: {report['teacher']}")
+    heldout = batches(examples(tok, plain["heldout"]), pad, args.batch)
+    downstream = grad_batches
+    report["base"] = {"heldout": score(teacher, heldout), "downstream": score(teacher, downstream)}
+    log(f"base: {report['base']}")
+
+    for name, rows in (("student_plain", plain["train"]), ("student_ad", ad)):
+        if name in report.get("students", {}):
+            continue
+        student = load_model()
+        t = time.time()
+        steps = finetune(
+            student,
+            examples(tok, rows),
+            epochs=args.epochs,
+            lr=args.lr,
+            layers=args.train_layers,
+            batch_size=args.batch,
+            pad_id=pad,
+            seed=args.seed,
+            log=lambda m, name=name: log(f"{name}: {m}"),
+        )
+        res = {
+            "steps": steps,
+            "train_s": round(time.time() - t, 1),
+            "heldout": score(student, heldout),
+            "downstream": score(student, downstream),
+            "own_train": score(student, batches(examples(tok, rows), pad, args.batch)),
+        }
+        report.setdefault("students", {})[name] = res
+        report_path.write_text(json.dumps(report, indent=1))
+        log(f"{name}: {res}")
+        del student
+    report_path.write_text(json.dumps(report, indent=1))
+    s = report["students"]
+    for split in ("heldout", "downstream"):
+        gap = s["student_ad"][split]["loss"] - s["student_plain"][split]["loss"]
+        acc = s["student_ad"][split]["acc"] - s["student_plain"][split]["acc"]
+        log(f"{split}: loss gap (ad − plain) {gap:+.4f} nats, top-1 accuracy gap {acc:+.4f}")
+
+
+if __name__ == "__main__":
+    main()
