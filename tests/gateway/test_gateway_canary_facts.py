@@ -182,8 +182,9 @@ def test_registry_records_every_planted_fact_with_counts(gw: Gw) -> None:
 
 def test_the_log_notes_each_planted_canary(gw: Gw) -> None:
     n = gw.health()["event_log"]["submitted"]
-    gw.wait_delivered(n)
+    assert gw.wait_delivered(n, timeout=90)["event_log"]["delivered"] == n
     calls = pl.from_arrow(read_calls(gw.folder / "log").table)
+    assert calls.height == n
     extra = [orjson.loads(e)["gateway"] for e in calls["extra"].to_list()]
     marked = [
         (acct, g["canary"])

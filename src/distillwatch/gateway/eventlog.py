@@ -87,9 +87,9 @@ class FileSink:
     and, with Arrow's and Polars' threads, both cores of a small machine for tens of
     milliseconds, which in the gateway's own process stalled the event loop at every
     rotation (p99 spikes); at nice 19 it still delayed the proxy by a few milliseconds, as
-    the scheduler lets a running task finish its slice. A conversion still running after
-    ``boost_after`` seconds (the machine is saturated) goes on at normal priority, so that
-    the spool cannot grow without bound.
+    the scheduler lets a running task finish its slice. A segment not converted
+    ``boost_after`` seconds after its last write (the machine is saturated, or a backlog)
+    is converted at normal priority, so that the spool cannot grow without bound.
     """
 
     def __init__(self, uri: str, folder: Path, fmt: str, boost_after: float = 5.0) -> None:
@@ -142,8 +142,9 @@ class FileSink:
             pool, _to_parquet, str(segment), str(target)
         )
         boosted: int | None = None
-        try:
-            done, _ = await asyncio.wait({work}, timeout=self.boost_after)
+        try:  # the wait counts from the segment's last write: a backlog converts at once
+            waited = time.time() - segment.stat().st_mtime
+            done, _ = await asyncio.wait({work}, timeout=max(0.0, self.boost_after - waited))
             if not done:
                 boosted = self._boost()
             n_bad, errors = await work
