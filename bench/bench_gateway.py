@@ -11,6 +11,13 @@ straight to the upstream at the same rate, measured in the same run. Then a clos
     .venv/bin/python bench/bench_gateway.py                # rates 100,250,500,750
     .venv/bin/python bench/bench_gateway.py --rates 500 --seconds 10
     .venv/bin/python bench/bench_gateway.py --live-mode off      # the proxy alone
+    .venv/bin/python bench/bench_gateway.py --rates 500 --repeats 5 --pin
+
+`--repeats N` measures each rate N times (direct then each proxy, in turn) and prints the
+median and the spread of the added p50/p99 over the rounds: one 6-second step on a shared
+2-core VM can catch a scheduling burst that has nothing to do with the proxy. `--pin` gives the
+proxies (the gateway with its workers, LiteLLM) core 0 and the stub and the load generator
+core 1, as on a deployment where the gateway does not share its cores with its clients.
 
 Per step it also prints the 1-minute load average and the CPU (share of one core) of the
 gateway process, its live-scorer worker and its other workers (the Parquet writer).
@@ -176,6 +183,61 @@ async def closed_loop(url: str, headers: dict[str, str], concurrency: int, secon
         return done / (time.perf_counter() - t0)
 
 
+def step(
+    args: argparse.Namespace,
+    name: str,
+    url: str,
+    h: dict[str, str],
+    rate: float,
+    base: tuple[float, float] | None,
+    gw_pid: int,
+    adm_port: int,
+    saturated: set[str],
+    rounds: dict[tuple[float, str], list[tuple[float, float]]],
+) -> tuple[float, float] | None:
+    """One open-loop step against one target; prints its row and returns the direct p50/p99."""
+    live, other = (
+        workers(gw_pid, f"http://127.0.0.1:{adm_port}/health")
+        if name == "distillwatch"
+        else ([], [])
+    )
+    groups = [[gw_pid], live, other] if name == "distillwatch" else []
+    cpu0 = [sum(cpu_seconds(p) for p in g) for g in groups]
+    t_step = time.perf_counter()
+    gc.collect()
+    gc.disable()  # the load generator's own GC pauses would show as latency
+    try:
+        lat, err, achieved = asyncio.run(open_loop(url, h, rate, args.seconds))
+    finally:
+        gc.enable()
+    wall = time.perf_counter() - t_step
+    cpu = [
+        f"{100 * (sum(cpu_seconds(p) for p in g) - c) / wall:.0f}%" if g else ""
+        for g, c in zip(groups, cpu0, strict=True)
+    ]
+    load = os.getloadavg()[0]
+    if achieved < 0.5 * rate:
+        saturated.add(name)
+    p50, p99 = (
+        (float(np.percentile(lat, 50)), float(np.percentile(lat, 99)))
+        if len(lat)
+        else (float("nan"),) * 2
+    )
+    if name == "direct":
+        base = (p50, p99)
+        added = ("", "")
+    else:
+        assert base is not None
+        rounds.setdefault((rate, name), []).append((p50 - base[0], p99 - base[1]))
+        added = (f"{p50 - base[0]:.2f}", f"{p99 - base[1]:.2f}")
+    gw_cpu, live_cpu, other_cpu = cpu or ("", "", "")
+    print(
+        f"{rate:>6.0f} {name:>13} {achieved:>7.0f} {err:>5} {p50:>8.2f} {p99:>8.2f} {added[0]:>8} {added[1]:>8} {load:>6.2f} {gw_cpu:>7} {live_cpu:>6} {other_cpu:>7}",
+        flush=True,
+    )
+    return base
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="100,250,500,750")
@@ -186,7 +248,16 @@ def main() -> None:
     ap.add_argument("--live-priority", choices=["idle", "normal"], help="default: the gateway's")
     ap.add_argument("--live-interval", type=float, help="seconds; default: the gateway's")
     ap.add_argument("--rotate-seconds", type=float, default=5.0, help="event-log segment length")
+    ap.add_argument("--repeats", type=int, default=1, help="rounds per rate (median reported)")
+    ap.add_argument(
+        "--pin", action="store_true", help="proxies on core 0; stub and load generator on core 1"
+    )
     args = ap.parse_args()
+    proxy_cpu, client_cpu = (
+        (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if args.pin else ([], [])
+    )
+    if args.pin:
+        os.sched_setaffinity(0, {1})
     rates = [float(r) for r in args.rates.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="dw-bench-gw-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -194,7 +265,10 @@ def main() -> None:
     upstream = f"http://127.0.0.1:{up_port}"
     try:
         procs.append(
-            start([PY, "-m", "distillwatch.gateway.stub", "--port", str(up_port)], tmp / "stub.log")
+            start(
+                [*client_cpu, PY, "-m", "distillwatch.gateway.stub", "--port", str(up_port)],
+                tmp / "stub.log",
+            )
         )
         cfg = {
             "upstream": upstream,
@@ -232,7 +306,15 @@ def main() -> None:
         (tmp / "gw.yaml").write_text(yaml.safe_dump(cfg))
         procs.append(
             start(
-                [PY, "-m", "distillwatch.cli.main", "gateway", "--config", str(tmp / "gw.yaml")],
+                [
+                    *proxy_cpu,
+                    PY,
+                    "-m",
+                    "distillwatch.cli.main",
+                    "gateway",
+                    "--config",
+                    str(tmp / "gw.yaml"),
+                ],
                 tmp / "gw.log",
             )
         )
@@ -262,6 +344,7 @@ def main() -> None:
             procs.append(
                 start(
                     [
+                        *proxy_cpu,
                         str(LITELLM),
                         "--config",
                         str(tmp / "litellm.yaml"),
@@ -304,49 +387,23 @@ def main() -> None:
             f"{'rate':>6} {'target':>13} {'req/s':>7} {'err':>5} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'load1':>6} {'gw cpu':>7} {'live':>6} {'writer':>7}"
         )
         saturated: set[str] = set()
+        rounds: dict[tuple[float, str], list[tuple[float, float]]] = {}
         for rate in rates:
-            base = None
-            for name, (url, h) in targets.items():
-                if name in saturated:
-                    print(f"{rate:>6.0f} {name:>13}  skipped: saturated at a lower rate")
-                    continue
-                live, other = (
-                    workers(gw_pid, f"http://127.0.0.1:{adm_port}/health")
-                    if name == "distillwatch"
-                    else ([], [])
-                )
-                groups = [[gw_pid], live, other] if name == "distillwatch" else []
-                cpu0 = [sum(cpu_seconds(p) for p in g) for g in groups]
-                t_step = time.perf_counter()
-                gc.collect()
-                gc.disable()  # the load generator's own GC pauses would show as latency
-                try:
-                    lat, err, achieved = asyncio.run(open_loop(url, h, rate, args.seconds))
-                finally:
-                    gc.enable()
-                wall = time.perf_counter() - t_step
-                cpu = [
-                    f"{100 * (sum(cpu_seconds(p) for p in g) - c) / wall:.0f}%" if g else ""
-                    for g, c in zip(groups, cpu0, strict=True)
-                ]
-                load = os.getloadavg()[0]
-                if achieved < 0.5 * rate:
-                    saturated.add(name)
-                p50, p99 = (
-                    (np.percentile(lat, 50), np.percentile(lat, 99))
-                    if len(lat)
-                    else (float("nan"),) * 2
-                )
-                if name == "direct":
-                    base = (p50, p99)
-                    added = ("", "")
-                else:
-                    assert base is not None
-                    added = (f"{p50 - base[0]:.2f}", f"{p99 - base[1]:.2f}")
-                gw_cpu, live_cpu, other_cpu = cpu or ("", "", "")
+            for _ in range(args.repeats):
+                base = None
+                for name, (url, h) in targets.items():
+                    if name in saturated:
+                        print(f"{rate:>6.0f} {name:>13}  skipped: saturated at a lower rate")
+                        continue
+                    base = step(args, name, url, h, rate, base, gw_pid, adm_port, saturated, rounds)
+        if args.repeats > 1:
+            print(f"# added latency over {args.repeats} rounds: median [min, max] ms")
+            for (rate, name), added in rounds.items():
+                a = np.array(added)
                 print(
-                    f"{rate:>6.0f} {name:>13} {achieved:>7.0f} {err:>5} {p50:>8.2f} {p99:>8.2f} {added[0]:>8} {added[1]:>8} {load:>6.2f} {gw_cpu:>7} {live_cpu:>6} {other_cpu:>7}",
-                    flush=True,
+                    f"{rate:>6.0f} {name:>13}  +p50 {np.median(a[:, 0]):.2f} [{a[:, 0].min():.2f}, {a[:, 0].max():.2f}]"
+                    f"  +p99 {np.median(a[:, 1]):.2f} [{a[:, 1].min():.2f}, {a[:, 1].max():.2f}]"
+                    f"  rounds with +p99 <= 5 ms: {int((a[:, 1] <= 5).sum())}/{len(a)}"
                 )
         print(f"# closed loop, concurrency {args.concurrency}, {args.seconds:.0f} s")
         for name, (url, h) in targets.items():
