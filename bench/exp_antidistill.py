@@ -4,17 +4,21 @@ The teacher (SmolLM2) answers real prompts twice: plainly, and with
 :class:`~distillwatch.watermark.antidistill.AntidistillationProcessor` biasing its logits by
 λ·Δ, Δ the finite-difference derivative of a proxy student's log-probabilities along the unit
 gradient of that proxy's downstream loss. The downstream task is imitating the teacher: the
-proxy's loss on the teacher's plain answers to a separate set of prompts. Two students (SmolLM2,
-top blocks fine-tuned) learn from the plain and the antidistilled answers of the same prompts;
-both are scored on the teacher's plain answers to held-out prompts (token cross-entropy and
-top-1 accuracy). The teacher's cost is the perplexity of its antidistilled answers under itself.
+proxy's loss on the teacher's plain answers to a separate set of prompts. The control ("rand")
+perturbs the teacher the same way along a random direction of the proxy's parameters: a logit
+shift not aimed at the student's loss. λ is set per arm so that λ·std(Δ) over the teacher's
+top-20 first tokens is ``shift`` logits (``--arms ad:1,rand:1.6``: several sizes, to compare
+arms at equal cost to the teacher). Students (SmolLM2, top blocks fine-tuned) learn from the
+plain answers and from each arm's answers to the same prompts; all are scored on the teacher's
+plain answers to held-out prompts and to the proxy's downstream prompts (token cross-entropy
+and top-1 accuracy). The teacher's cost is the perplexity of each arm's answers under itself.
 
 Proxy student, students and teacher all start as the same model (the only one offline here), so
 plain distillation can teach little: the number to read is how much the antidistilled data
 moves a student away from the teacher compared with plain data. CPU, one torch thread; stages
 are cached under --out:
 
-    .venv/bin/python bench/exp_antidistill.py --out out/ad_exp
+    .venv/bin/python bench/exp_antidistill.py --out out/ad_exp --arms ad,rand,ad:0.6,rand:1.6
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ def parse() -> argparse.Namespace:
         type=float,
         default=1.0,
         help="λ is set so that λ·std(Δ) over the teacher's top-20 tokens is this many logits",
+    )
+    ap.add_argument(
+        "--arms",
+        default="ad,rand",
+        help="comma list of DIRECTION[:SHIFT]: ad = the downstream gradient, rand = a random "
+        "direction (control); SHIFT defaults to --shift",
     )
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=2e-4)
@@ -152,47 +162,64 @@ def main() -> None:
     plain = {k: answers(f"plain_{k}", v) for k, v in sets.items()}
 
     # the proxy student's downstream loss: imitating the teacher on the 'grad' prompts
-    proxy = load_model()
     grad_batches = batches(examples(tok, plain["grad"]), pad, args.batch)
-    t = time.time()
-    plus, minus = perturbed_pair(proxy, grad_batches, eps=args.eps)
-    del proxy
-    log(f"proxy gradient: {time.time() - t:.0f} s")
 
-    # λ from the spread of Δ over the teacher's likely next tokens at the start of answers
-    probe = AntidistillationProcessor(plus, minus, 1.0, args.eps)
-    spreads = []
-    for p in sets["train"][:8]:
-        ids = torch.tensor([chat_prompt(tok, p)])
-        with torch.no_grad():
-            top = teacher(input_ids=ids).logits[0, -1].topk(20).indices
-        spreads.append(float(probe.delta(ids)[0, top].std()))
-    spread = sum(spreads) / len(spreads)
-    lam = args.shift / spread
-    report["lambda"] = {"lam": lam, "delta_std_top20": spread, "shift_logits": args.shift}
-    log(f"Δ std over top-20 tokens {spread:.3g}: λ = {lam:.3g}")
-    ad = answers(
-        "ad_train", sets["train"], (AntidistillationProcessor(plus, minus, lam, args.eps),)
-    )
-    del plus, minus, probe
+    def pair(direction: str) -> tuple[Any, Any]:
+        """θ±εg for the downstream gradient ("ad") or a random unit direction ("rand": the
+        control, a logit shift as large but not aimed at the student's loss)."""
+        proxy = load_model()
+        t = time.time()
+        if direction == "ad":
+            pp = perturbed_pair(proxy, grad_batches, eps=args.eps)
+        else:
+            pp = perturbed_pair(proxy, [], eps=args.eps, random_seed=args.seed + 1)
+        log(f"proxy pair ({direction}): {time.time() - t:.0f} s")
+        return pp
+
+    def calibrate(plus: Any, minus: Any, shift: float) -> tuple[float, float]:
+        """λ such that λ·std(Δ) over the teacher's top-20 first tokens is ``shift`` logits."""
+        probe = AntidistillationProcessor(plus, minus, 1.0, args.eps)
+        spreads = []
+        for p in sets["train"][:8]:
+            ids = torch.tensor([chat_prompt(tok, p)])
+            with torch.no_grad():
+                top = teacher(input_ids=ids).logits[0, -1].topk(20).indices
+            spreads.append(float(probe.delta(ids)[0, top].std()))
+        spread = sum(spreads) / len(spreads)
+        return shift / spread, spread
+
+    arms: dict[str, list[dict[str, Any]]] = {}
+    for spec in args.arms.split(","):
+        direction, _, shift_s = spec.partition(":")
+        shift = float(shift_s or args.shift)
+        name = direction + ("" if shift == 1.0 else f"_s{shift:g}")
+        plus, minus = pair(direction)
+        lam, spread = calibrate(plus, minus, shift)
+        report.setdefault("lambda", {})[name] = {
+            "lam": lam,
+            "delta_std_top20": spread,
+            "shift_logits": shift,
+        }
+        log(f"{name}: Δ std over top-20 tokens {spread:.3g}: λ = {lam:.3g}")
+        proc = AntidistillationProcessor(plus, minus, lam, args.eps)
+        arms[name] = answers(f"{name}_train", sets["train"], (proc,))
+        del plus, minus, proc
 
     # the teacher's cost: its own perplexity on what it served
-    train_plain = batches(examples(tok, plain["train"]), pad, args.batch)
-    train_ad = batches(examples(tok, ad), pad, args.batch)
-    report["teacher"] = {
-        "plain_answers": score(teacher, train_plain),
-        "antidistilled_answers": score(teacher, train_ad),
-        "mean_len_plain": sum(len(r["answer_ids"]) for r in plain["train"]) / len(plain["train"]),
-        "mean_len_ad": sum(len(r["answer_ids"]) for r in ad) / len(ad),
-    }
-    log(f"teacher on its answers: {report['teacher']}")
+    teacher_cost = report.setdefault("teacher", {})
+    for name, rows in (("plain", plain["train"]), *arms.items()):
+        teacher_cost[name] = {
+            **score(teacher, batches(examples(tok, rows), pad, args.batch)),
+            "mean_len": sum(len(r["answer_ids"]) for r in rows) / len(rows),
+        }
+        log(f"teacher on its {name} answers: {teacher_cost[name]}")
     heldout = batches(examples(tok, plain["heldout"]), pad, args.batch)
     downstream = grad_batches
     report["base"] = {"heldout": score(teacher, heldout), "downstream": score(teacher, downstream)}
     log(f"base: {report['base']}")
 
-    for name, rows in (("student_plain", plain["train"]), ("student_ad", ad)):
-        if name in report.get("students", {}):
+    for name, rows in (("plain", plain["train"]), *arms.items()):
+        if f"student_{name}" in report.get("students", {}):
             continue
         student = load_model()
         t = time.time()
@@ -205,7 +232,7 @@ def main() -> None:
             batch_size=args.batch,
             pad_id=pad,
             seed=args.seed,
-            log=lambda m, name=name: log(f"{name}: {m}"),
+            log=lambda m, name=name: log(f"student_{name}: {m}"),
         )
         res = {
             "steps": steps,
@@ -214,16 +241,26 @@ def main() -> None:
             "downstream": score(student, downstream),
             "own_train": score(student, batches(examples(tok, rows), pad, args.batch)),
         }
-        report.setdefault("students", {})[name] = res
+        report.setdefault("students", {})[f"student_{name}"] = res
         report_path.write_text(json.dumps(report, indent=1))
-        log(f"{name}: {res}")
+        log(f"student_{name}: {res}")
         del student
     report_path.write_text(json.dumps(report, indent=1))
     s = report["students"]
-    for split in ("heldout", "downstream"):
-        gap = s["student_ad"][split]["loss"] - s["student_plain"][split]["loss"]
-        acc = s["student_ad"][split]["acc"] - s["student_plain"][split]["acc"]
-        log(f"{split}: loss gap (ad − plain) {gap:+.4f} nats, top-1 accuracy gap {acc:+.4f}")
+    print(
+        "\narm | teacher ppl on its answers | student loss gap vs plain (nats): heldout, downstream"
+    )
+    for name in report["teacher"]:
+        if name == "plain" or f"student_{name}" not in s:
+            continue
+        gaps = [
+            s[f"student_{name}"][split]["loss"] - s["student_plain"][split]["loss"]
+            for split in ("heldout", "downstream")
+        ]
+        print(
+            f"{name} | {report['teacher'][name]['ppl']:.2f} (plain "
+            f"{report['teacher']['plain']['ppl']:.2f}) | {gaps[0]:+.4f}, {gaps[1]:+.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wm_common import read_jsonl, real_prompts, write_jsonl
+from wm_common import SHARED, read_jsonl, real_prompts, write_jsonl
 
 from distillwatch.watermark import radioactivity as ra
 from distillwatch.watermark.detect import detect
@@ -51,6 +51,12 @@ def parse() -> argparse.Namespace:
         "--open-wm-sets",
         default="train_wm,heldout_wm,null_B,null_C",
         help="watermarked sets read in open mode (drop/keep echo) for each suspect",
+    )
+    ap.add_argument(
+        "--open-extra",
+        type=int,
+        default=0,
+        help="ShareGPT answers (first 128 tokens) also read in open mode: key-independent text",
     )
     ap.add_argument("--max-new", type=int, default=64)
     ap.add_argument("--gamma", type=float, default=0.25)
@@ -286,7 +292,7 @@ def open_plain(
     teacher answers (exact null for any suspect, including one sharing our base model)."""
     path = args.out / f"eval_{name}.json"
     res = json.loads(path.read_text())
-    if "open_plain" in res:
+    if "open_plain" in res and ("open_extra" in res or not args.open_extra):
         return res
     t = time.time()
     rows = read_jsonl(args.out / "teacher_train_plain.jsonl")
@@ -325,12 +331,89 @@ def open_plain(
         for k in rand_keys
     ]
     res["open_plain"] = out
+    if args.open_extra:
+        res["open_extra"] = open_extra(args, model, tok, spec, served, preds, answers, prompts)
     path.write_text(json.dumps(res, indent=1))
     log(
         f"{name}: open mode on plain text ({time.time() - t:.0f}s): "
         f"A log10p={out['A/min0']['log10_p']:.2f}, served>=1 {out['A/min1']['log10_p']:.2f}"
     )
     return res
+
+
+def sharegpt_answers(n: int, tok: Any, max_tokens: int = 128) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, answer ids) of the first ``n`` English ShareGPT exchanges: real assistant
+    text our model never wrote, so its green share is exactly γ for any model not trained on
+    our outputs (from ../shared/data, never copied into the repo)."""
+    import gzip
+
+    from distillwatch.watermark.models import chat_prompt
+
+    out: list[tuple[list[int], list[int]]] = []
+    path = SHARED / "sharegpt_v3" / "sharegpt_v3_prefix.jsonl.gz"
+    with gzip.open(path, "rt") as fh:
+        for line in fh:
+            turns = json.loads(line).get("conversations") or []
+            if len(turns) < 2 or turns[0].get("from") != "human" or turns[1].get("from") != "gpt":
+                continue
+            q, a = turns[0]["value"].strip(), turns[1]["value"].strip()
+            if not q or len(a) < 200 or len(q) > 1000 or not a.isascii():
+                continue
+            out.append((chat_prompt(tok, q), encode(tok, a)[:max_tokens]))
+            if len(out) >= n:
+                break
+    return out
+
+
+def encode(tok: Any, text: str) -> list[int]:
+    from distillwatch.watermark.models import encode_answer
+
+    return encode_answer(tok, text)
+
+
+def open_extra(
+    args: argparse.Namespace,
+    model: Any,
+    tok: Any,
+    spec: WatermarkSpec,
+    served: dict[str, Any],
+    plain_preds: list[Any],
+    plain_answers: list[Any],
+    plain_prompts: list[Any],
+) -> dict[str, Any]:
+    """Open mode on ``--open-extra`` ShareGPT answers, alone and pooled with the teacher's
+    unwatermarked answers (each (context, token) tuple is scored once over the pool)."""
+    t = time.time()
+    rows = sharegpt_answers(args.open_extra, tok)
+    prompts = [p for p, _ in rows]
+    answers = [a for _, a in rows]
+    preds, _ = ra.top1_predictions(model, prompts, answers, pad_id=tok.pad_token_id)
+    out: dict[str, Any] = {"texts": len(rows), "tokens": int(sum(len(a) for a in answers))}
+    pooled = (plain_answers + answers, list(plain_preds) + list(preds), plain_prompts + prompts)
+    for label, (ans, prd, pro) in (("extra", (answers, preds, prompts)), ("pooled", pooled)):
+        for key in ("A", "B", "C"):
+            r = ra.open_mode(
+                ans,
+                prd,
+                KEYS[key],
+                spec,
+                prompts=pro,
+                drop_echo=False,
+                served_contexts=served[key],
+                min_count=1,
+            )
+            out[f"{label}/{key}"] = _brief(r)
+        rng = np.random.default_rng(args.seed + 8)
+        out[f"{label}/random_keys_log10p"] = [
+            ra.open_mode(ans, prd, raw_key(int(k)), spec, prompts=pro, drop_echo=False).log10_p
+            for k in rng.integers(0, 2**63, args.random_keys)
+        ]
+    log(
+        f"open mode on {len(rows)} ShareGPT answers ({out['tokens']} tokens, "
+        f"{time.time() - t:.0f}s): A log10p={out['extra/A']['log10_p']:.2f}, "
+        f"pooled with the teacher's plain answers {out['pooled/A']['log10_p']:.2f}"
+    )
+    return out
 
 
 def closed_more(
@@ -457,7 +540,19 @@ def _plain_columns(r: dict) -> dict[str, float]:
         return {}
     ps = 10.0 ** np.array(op["random_keys_log10p"])
     cl = 10.0 ** np.array(r["closed"]["random_keys_log10p"])
+    ex = r.get("open_extra") or {}
+    extra = {
+        f"open{label}_{key}": ex[f"{label}/{key}"]["log10_p"]
+        for label in ("extra", "pooled")
+        for key in ("A", "B", "C")
+        if f"{label}/{key}" in ex
+    }
+    if ex:
+        pr = 10.0 ** np.array(ex["pooled/random_keys_log10p"])
+        extra["openpooled_random_frac_p<0.01"] = float(np.mean(pr < 0.01))
+        extra["openpooled_random_median_p"] = float(np.median(pr))
     return {
+        **extra,
         "openplain_A": op["A/min0"]["log10_p"],
         "openplain_A_served": op["A/min1"]["log10_p"],
         "openplain_A_served2": op["A/min2"]["log10_p"],

@@ -69,3 +69,25 @@ def test_cached_steps_give_the_same_bias_as_whole_sequences() -> None:
             assert torch.allclose(cached.delta(ids), whole.delta(ids), atol=1e-3)
             ids = torch.cat([ids, torch.randint(0, 50, (3, 1))], dim=1)
     assert cached._seen is not None and whole._seen is None
+
+
+def test_random_direction_control_moves_as_far_and_reads_no_batch() -> None:
+    student = tiny_student()
+    before = [p.detach().clone() for p in student.parameters()]
+    plus, minus = perturbed_pair(student, [], eps=1e-2, random_seed=3)
+    diff = torch.sqrt(
+        sum(
+            ((a - b) ** 2).sum() for a, b in zip(plus.parameters(), minus.parameters(), strict=True)
+        )
+    )
+    assert float(diff) == pytest.approx(2e-2, rel=1e-3)  # |(θ+εg) − (θ−εg)| = 2ε, g unit
+    again, _ = perturbed_pair(tiny_student(), [], eps=1e-2, random_seed=3)
+    other, _ = perturbed_pair(tiny_student(), [], eps=1e-2, random_seed=4)
+    first = next(iter(plus.parameters()))
+    assert torch.equal(first, next(iter(again.parameters())))  # seeded: reproducible
+    assert not torch.equal(first, next(iter(other.parameters())))
+    # the gradient direction needs the downstream batches; the control does not touch them
+    with pytest.raises(ValueError, match="no downstream batches"):
+        perturbed_pair(student, [], eps=1e-2)
+    assert all(torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
+    assert all(p.grad is None for p in student.parameters())

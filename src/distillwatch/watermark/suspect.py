@@ -1,7 +1,8 @@
 """Access to a suspect model: an OpenAI-compatible URL or a local model path. Black-box callables.
 
 ``ask(prompt) -> text``. A URL suspect is queried with the standard library (no extra client);
-a local suspect (``smollm2``, ``smollm2:STATE.pt`` or a transformers folder) needs the
+a local suspect (``smollm2``, ``smollm2:STATE.pt``, ``gemma3[:STATE.pt]`` or a transformers
+folder) needs the
 ``watermark`` extra.
 """
 
@@ -60,18 +61,20 @@ def openai_ask(
 
 
 def load_local(target: str) -> tuple[Any, Any]:
-    """(model, tokenizer) for ``smollm2``, ``smollm2:STATE.pt`` or a transformers folder."""
-    from distillwatch.watermark.models import load_model, load_tokenizer
+    """(model, tokenizer) for ``smollm2[:STATE.pt]``, ``gemma3[:STATE.pt]`` or a transformers
+    folder."""
+    from distillwatch.watermark.models import GEMMA3, load_model, load_tokenizer
 
-    if target == "smollm2" or target.startswith("smollm2:"):
-        state = target.split(":", 1)[1] if ":" in target else None
-        model = load_model()
+    name, _, state = target.partition(":")
+    if name in ("smollm2", GEMMA3):
+        which = None if name == "smollm2" else GEMMA3
+        model = load_model(which)
         if state:
             import torch
 
             model.load_state_dict(torch.load(state, map_location="cpu"), strict=False)
             model.eval()
-        return model, load_tokenizer()
+        return model, load_tokenizer(which)
     return load_model(target), load_tokenizer(target)
 
 
