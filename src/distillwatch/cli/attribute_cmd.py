@@ -45,7 +45,7 @@ def radioactivity(
     suspect: str = typer.Option(
         ...,
         "--suspect",
-        help="OpenAI-compatible base URL (…/v1), 'smollm2[:STATE.pt]' or a transformers folder.",
+        help="OpenAI-compatible base URL (…/v1), 'smollm2[:STATE.pt]', 'gemma3[:STATE.pt]' or a transformers folder.",
     ),
     served: Path = typer.Option(
         ...,
