@@ -261,6 +261,40 @@ def main() -> None:
             f"{name} | {report['teacher'][name]['ppl']:.2f} (plain "
             f"{report['teacher']['plain']['ppl']:.2f}) | {gaps[0]:+.4f}, {gaps[1]:+.4f}"
         )
+    plot(report, out / "tradeoff.png")
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Student harm against the teacher's cost, one line per direction and evaluation set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s, teacher = report["students"], report["teacher"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    for ax, split in zip(axes, ("downstream", "heldout"), strict=True):
+        for direction, style in (("ad", "o-"), ("rand", "s--")):
+            pts = sorted(
+                (
+                    teacher[n]["ppl"],
+                    s[f"student_{n}"][split]["loss"] - s["student_plain"][split]["loss"],
+                )
+                for n in teacher
+                if n.split("_s")[0] == direction and f"student_{n}" in s
+            )
+            label = "antidistillation" if direction == "ad" else "random direction (control)"
+            x0 = teacher["plain"]["ppl"]  # the plain student: no cost, no harm
+            ax.plot([x0, *[x for x, _ in pts]], [0, *[y for _, y in pts]], style, label=label)
+        ax.axvline(teacher["plain"]["ppl"], color="grey", lw=0.5)
+        ax.set_title(f"{split} prompts" + (" (the proxy's own)" if split == "downstream" else ""))
+        ax.set_xlabel("teacher perplexity on what it served")
+        ax.set_xlim(left=teacher["plain"]["ppl"] - 0.5)
+    axes[0].set_ylabel("student loss − plain student's (nats)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    log(f"wrote {path}")
 
 
 if __name__ == "__main__":
