@@ -66,6 +66,9 @@ def main() -> None:
     ap.add_argument("--gemma-layers", type=int, default=6, help="top Gemma blocks fine-tuned")
     ap.add_argument("--gemma-epochs", type=int, default=2)
     ap.add_argument(
+        "--gemma-batch", type=int, default=4, help="Gemma's 262k-token vocabulary: ~1 GB a batch"
+    )
+    ap.add_argument(
         "--gemma-only", action="store_true", help="only train and cache the Gemma probe answers"
     )
     args = ap.parse_args()
@@ -321,7 +324,6 @@ def gemma_answers(args: argparse.Namespace, out: Path, probes: list[str]) -> dic
             return got["answers"]
     tok = load_tokenizer(GEMMA3)
     model = load_model(GEMMA3)
-    state0 = {k: v.clone() for k, v in model.state_dict().items()}
     eos = tok.eos_token_id
 
     def answers() -> list[str]:
@@ -345,7 +347,8 @@ def gemma_answers(args: argparse.Namespace, out: Path, probes: list[str]) -> dic
         ("other", other),
     ):
         path = out / f"gemma_{name}.pt"
-        model.load_state_dict(state0)
+        del model
+        model = load_model(GEMMA3)  # a fresh base (no second copy of 1 GB of weights in memory)
         if path.exists():
             model.load_state_dict(torch.load(path), strict=False)
         else:
@@ -360,7 +363,7 @@ def gemma_answers(args: argparse.Namespace, out: Path, probes: list[str]) -> dic
                 epochs=args.gemma_epochs,
                 lr=args.lr,
                 layers=args.gemma_layers,
-                batch_size=8,
+                batch_size=args.gemma_batch,
                 pad_id=tok.pad_token_id,
                 seed=3,
                 log=lambda m, name=name: log(f"gemma {name}: {m}"),
