@@ -25,12 +25,11 @@ import argparse
 import json
 import random
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wm_common import SHARED, read_jsonl
+from wm_common import alpaca_records, log, read_jsonl, text_student
 
 from distillwatch.watermark.countermeasures import (
     canary_for,
@@ -40,12 +39,7 @@ from distillwatch.watermark.countermeasures import (
 )
 from distillwatch.watermark.lineage import PROBES, lineage_battery
 
-T0 = time.time()
 SECRET = b"bench-canary-secret-0123456789"
-
-
-def log(msg: str) -> None:
-    print(f"[{time.time() - T0:7.1f}s] {msg}", flush=True)
 
 
 def main() -> None:
@@ -191,15 +185,7 @@ def main() -> None:
     # --- lineage ----------------------------------------------------------------------------
     probes = list(PROBES)[: args.n_probes]
     ours = answers(base, probes)
-    scratch_texts = []
-    import gzip
-
-    with gzip.open(
-        SHARED / "llamafactory_alpaca_en_demo" / "alpaca_en_demo_1k.jsonl.gz", "rt"
-    ) as fh:
-        for line in fh:
-            rec = json.loads(line)
-            scratch_texts.append((rec["instruction"], rec["output"]))
+    scratch_texts = [(rec["instruction"], rec["output"]) for rec in alpaca_records()]
     refs: dict[str, list[str]] = {}
     scratch_models: dict[str, Any] = {}
     for seed in (1, 2, 3):
@@ -303,18 +289,12 @@ def battery(
 def gemma_answers(args: argparse.Namespace, out: Path, probes: list[str]) -> dict[str, list[str]]:
     """Greedy probe answers of Gemma 3 270M and of two Gemma students (cached): one fine-tuned
     on our teacher's plain answers, one on Alpaca-style answers of other prompts."""
-    import gzip
-
-    import torch
-
     from distillwatch.watermark.models import (
         GEMMA3,
-        chat_prompt,
-        finetune,
         generate,
         load_model,
         load_tokenizer,
-        trained_state,
+        plain_answer,
     )
 
     cache = out / "gemma_answers.json"
@@ -323,55 +303,34 @@ def gemma_answers(args: argparse.Namespace, out: Path, probes: list[str]) -> dic
         if got.get("probes") == probes:
             return got["answers"]
     tok = load_tokenizer(GEMMA3)
-    model = load_model(GEMMA3)
-    eos = tok.eos_token_id
 
-    def answers() -> list[str]:
+    def answers(model: Any) -> list[str]:
         gens = generate(model, tok, probes, max_new_tokens=32, do_sample=False, batch_size=8)
-        # a base model without a chat template goes on to invent the next question
-        return [g.text.split("\nQuestion:")[0].strip() for g in gens]
+        return [plain_answer(g.text) for g in gens]
 
     plain = read_jsonl(args.exp / "teacher_train_plain.jsonl")
-    other = []
-    with gzip.open(
-        SHARED / "llamafactory_alpaca_en_demo" / "alpaca_en_demo_1k.jsonl.gz", "rt"
-    ) as fh:
-        for line in fh:
-            rec = json.loads(line)
-            other.append((rec["instruction"], rec["output"]))
+    other = [(rec["instruction"], rec["output"]) for rec in alpaca_records()]
     other = random.Random(7).sample(other, len(plain))
-    res = {"base": answers()}
+    res = {"base": answers(load_model(GEMMA3))}
     log("gemma3-270m: probe answers")
     for name, pairs in (
         ("distilled", [(r["prompt"], r["text"]) for r in plain]),
         ("other", other),
     ):
-        path = out / f"gemma_{name}.pt"
-        del model
-        model = load_model(GEMMA3)  # a fresh base (no second copy of 1 GB of weights in memory)
-        if path.exists():
-            model.load_state_dict(torch.load(path), strict=False)
-        else:
-            ex = [
-                (chat_prompt(tok, q), [*tok(a, add_special_tokens=False)["input_ids"][:96], eos])
-                for q, a in pairs
-            ]
-            t = time.time()
-            finetune(
-                model,
-                ex,
-                epochs=args.gemma_epochs,
-                lr=args.lr,
-                layers=args.gemma_layers,
-                batch_size=args.gemma_batch,
-                pad_id=tok.pad_token_id,
-                seed=3,
-                log=lambda m, name=name: log(f"gemma {name}: {m}"),
-            )
-            torch.save(trained_state(model), path)
-            log(f"gemma {name}: trained in {time.time() - t:.0f}s")
-        model.eval()
-        res[name] = answers()
+        student = text_student(
+            load_model(GEMMA3),  # a fresh base each time (the last one is freed first)
+            tok,
+            pairs,
+            out / f"gemma_{name}.pt",
+            epochs=args.gemma_epochs,
+            lr=args.lr,
+            layers=args.gemma_layers,
+            batch=args.gemma_batch,
+            seed=3,
+            label=f"gemma {name}",
+        )
+        res[name] = answers(student)
+        del student
     cache.write_text(json.dumps({"probes": probes, "answers": res}, indent=1))
     return res
 

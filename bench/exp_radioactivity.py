@@ -25,18 +25,12 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wm_common import SHARED, read_jsonl, real_prompts, write_jsonl
+from wm_common import SHARED, log, read_jsonl, real_prompts, write_jsonl
 
 from distillwatch.watermark import radioactivity as ra
 from distillwatch.watermark.detect import detect
 from distillwatch.watermark.keys import raw_key
 from distillwatch.watermark.spec import WatermarkSpec
-
-T0 = time.time()
-
-
-def log(msg: str) -> None:
-    print(f"[{time.time() - T0:7.1f}s] {msg}", flush=True)
 
 
 def parse() -> argparse.Namespace:
@@ -347,7 +341,7 @@ def sharegpt_answers(n: int, tok: Any, max_tokens: int = 128) -> list[tuple[list
     our outputs (from ../shared/data, never copied into the repo)."""
     import gzip
 
-    from distillwatch.watermark.models import chat_prompt
+    from distillwatch.watermark.models import chat_prompt, encode_answer
 
     out: list[tuple[list[int], list[int]]] = []
     path = SHARED / "sharegpt_v3" / "sharegpt_v3_prefix.jsonl.gz"
@@ -359,16 +353,10 @@ def sharegpt_answers(n: int, tok: Any, max_tokens: int = 128) -> list[tuple[list
             q, a = turns[0]["value"].strip(), turns[1]["value"].strip()
             if not q or len(a) < 200 or len(q) > 1000 or not a.isascii():
                 continue
-            out.append((chat_prompt(tok, q), encode(tok, a)[:max_tokens]))
+            out.append((chat_prompt(tok, q), encode_answer(tok, a)[:max_tokens]))
             if len(out) >= n:
                 break
     return out
-
-
-def encode(tok: Any, text: str) -> list[int]:
-    from distillwatch.watermark.models import encode_answer
-
-    return encode_answer(tok, text)
 
 
 def open_extra(

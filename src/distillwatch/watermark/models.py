@@ -108,6 +108,15 @@ def load_model(path: str | Path | None = None, *, state_dict: str | Path | None 
     return model
 
 
+PLAIN_QUESTION, PLAIN_ANSWER = "\nQuestion:", "\nAnswer:"
+
+
+def plain_answer(text: str) -> str:
+    """An answer to a plain "Question: … Answer:" prompt, without the next question a base
+    model goes on to invent."""
+    return text.split(PLAIN_QUESTION)[0].strip()
+
+
 def chat_prompt(tokenizer: Any, prompt: str, system: str | None = None) -> list[int]:
     """Token ids of a one-turn chat prompt ready for the assistant's answer.
 
@@ -115,7 +124,7 @@ def chat_prompt(tokenizer: Any, prompt: str, system: str | None = None) -> list[
     prompt after its BOS token.
     """
     if not getattr(tokenizer, "chat_template", None):
-        text = (f"{system}\n\n" if system else "") + f"Question: {prompt}\nAnswer:"
+        text = (f"{system}\n\n" if system else "") + f"Question: {prompt}{PLAIN_ANSWER}"
         return list(tokenizer(text, add_special_tokens=True)["input_ids"])
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
