@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import orjson
 import polars as pl
 import pytest
+from chat_stub import chat_server
 from gateway_procs import Gw, Stub
 from typer.testing import CliRunner
 
@@ -203,33 +201,6 @@ def test_the_log_notes_each_planted_canary(gw: Gw) -> None:
     )
 
 
-@contextmanager
-def suspect_server(answer: Callable[[str], str]) -> Iterator[str]:
-    """A loopback chat-completions endpoint: the suspect model, answering ``answer(prompt)``."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            text = answer(body["messages"][-1]["content"])
-            data = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def harvested_model(gw: Gw, key: str, calls: int) -> tuple[Callable[[str], str], set[str]]:
     """A 'student' that memorised every side note in answers it harvested through the gateway."""
     chat = {"model": "m", "messages": [{"role": "user", "content": "tell me something"}]}
@@ -279,18 +250,18 @@ def test_attribute_canary_reads_the_registry(gw: Gw) -> None:
     issued = {c.fact for c in reg.issued("acct-frank")}
     reg.close()
     assert learnt <= issued and len(learnt) >= 5  # 40 draws of 8 facts
-    with suspect_server(student) as url:
+    with chat_server(student) as url:
         code, out = _attribute(url, registry, "--account", "acct-frank")
     assert code == 0 and out["learnt"], out
     assert out["accounts"] == ["acct-frank"] and out["decoy_hits"] == 0
     assert out["hits"] == len(learnt) and out["n_issued"] == len(issued)
     assert out["p_value"] < 1e-3 and out["times_served"] >= 40
     # erin's facts were never harvested: the same student does not know them
-    with suspect_server(student) as url:
+    with chat_server(student) as url:
         code, out = _attribute(url, registry, "--account", "acct-erin")
     assert code == 1 and out["hits"] == 0 and out["p_value"] == 1.0
     # a clean suspect knows none of them
-    with suspect_server(lambda p: "I do not know.") as url:
+    with chat_server(lambda p: "I do not know.") as url:
         code, out = _attribute(url, registry)
     assert code == 1 and not out["learnt"] and out["hits"] == 0 and out["queries_needed"] is None
     assert set(out["accounts"]) == {"acct-frank", "acct-erin"}  # type: ignore[arg-type]

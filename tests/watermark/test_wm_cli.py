@@ -4,12 +4,10 @@ OpenAI-compatible server on loopback (token ids as text, so no tokenizer is need
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 
 import numpy as np
+from chat_stub import chat_server
 from typer.testing import CliRunner
 from wm_synth import sample_text
 
@@ -19,36 +17,6 @@ from distillwatch.watermark.keys import derive_key, load_master
 from distillwatch.watermark.spec import WatermarkSpec
 
 runner = CliRunner()
-
-
-@contextmanager
-def stub_server(answer: Callable[[str], str]) -> Iterator[str]:
-    """A loopback chat-completions endpoint answering with ``answer(prompt)``."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            text = answer(body["messages"][-1]["content"])
-            data = json.dumps(
-                {"choices": [{"message": {"role": "assistant", "content": text}}]}
-            ).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def ids_text(ids: list[int]) -> str:
@@ -127,7 +95,7 @@ def test_attribute_radioactivity_closed_mode_against_a_url(tmp_path) -> None:
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(f"question {i}" for i in range(30)))
     student = WatermarkSpec(width=1, delta=1.0)
-    with stub_server(lambda p: ids_text(sample_text(rng, 100, key, student))) as url:
+    with chat_server(lambda p: ids_text(sample_text(rng, 100, key, student))) as url:
         r = runner.invoke(
             app,
             [
@@ -146,7 +114,7 @@ def test_attribute_radioactivity_closed_mode_against_a_url(tmp_path) -> None:
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["radioactive"] and out["mode"] == "closed" and out["n_scored"] > 100
-    with stub_server(lambda p: ids_text(sample_text(rng, 100))) as url:
+    with chat_server(lambda p: ids_text(sample_text(rng, 100))) as url:
         r = runner.invoke(
             app,
             [
@@ -175,7 +143,7 @@ def test_attribute_lineage_and_canary_against_urls(tmp_path) -> None:
         return ask
 
     ours, ref = model(1), model(2)
-    with stub_server(ours) as u_ours, stub_server(ref) as u_ref, stub_server(ours) as u_sus:
+    with chat_server(ours) as u_ours, chat_server(ref) as u_ref, chat_server(ours) as u_sus:
         r = runner.invoke(
             app,
             [
@@ -204,7 +172,7 @@ def test_attribute_lineage_and_canary_against_urls(tmp_path) -> None:
     for c in issued:
         reg.record(c, issued_at=0.0)
     answers = {c.completion: c.answer for c in issued}
-    with stub_server(lambda q: answers.get(q, "1900")) as url:
+    with chat_server(lambda q: answers.get(q, "1900")) as url:
         r = runner.invoke(
             app,
             [
